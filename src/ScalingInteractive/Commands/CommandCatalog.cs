@@ -1,0 +1,61 @@
+using System.Collections.Immutable;
+
+namespace ScalingInteractive.Commands;
+
+/// <summary>
+/// All magic commands of the package. Hosts (extension.dib, the runner) look commands up here and invoke them;
+/// adding a command means adding it to <see cref="All"/> and a directive class to extension.dib (a test checks both).
+/// </summary>
+public static class CommandCatalog
+{
+    /// <summary>Every command, in help order.</summary>
+    public static ImmutableArray<MagicCommand> All { get; } =
+    [
+        new HelpCommand(),
+    ];
+
+    /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>
+    public static MagicCommand? Find(string name)
+    {
+        string wanted = name.StartsWith("#!", StringComparison.Ordinal) ? name : "#!" + name;
+        return All.FirstOrDefault(c => string.Equals(c.Name, wanted, StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>Finds a command or throws a <see cref="CommandException"/> listing the valid ones.</summary>
+    public static MagicCommand Get(string name) =>
+        Find(name) ?? throw new CommandException($"Unknown magic command '{name}'. Valid commands: {string.Join(", ", All.Select(c => c.Name))}.");
+
+    /// <summary>Parses and runs one command line (the runner's path).</summary>
+    public static Task InvokeAsync(string commandLine, ICommandHost host)
+    {
+        var parsed = CommandLineParser.Parse(commandLine, name => host.TryGetVariable(name, out object? value) ? CommandLineParser.VariableText(value) : null);
+        var command = Get(parsed.CommandName);
+        var arguments = CommandBinder.BindText(command, parsed.Arguments);
+        return command.InvokeAsync(arguments, host);
+    }
+
+    /// <summary>
+    /// The message to show for a failure caused by the user's input or environment (bad parameter, missing file or
+    /// variable, no TorchSharp backend, cancellation), or null for an unexpected failure that deserves its stack trace.
+    /// Both hosts use it so a user error never shows as a stack trace.
+    /// </summary>
+    public static string? UserErrorMessage(Exception error)
+    {
+        if (error is AggregateException { InnerExceptions.Count: 1 } aggregate) error = aggregate.InnerException!;
+        return error switch
+        {
+            CommandException or Hosting.TorchUnavailableException or ArgumentException or FileNotFoundException
+                or DirectoryNotFoundException or InvalidDataException or NotSupportedException or UnauthorizedAccessException => error.Message,
+            OperationCanceledException => "Cancelled.",
+            _ => null,
+        };
+    }
+
+    /// <summary>Runs a command whose values a kernel has already bound to properties (the extension's path).</summary>
+    public static Task InvokeAsync(string commandName, IReadOnlyDictionary<string, object?> propertyValues, ICommandHost host)
+    {
+        var command = Get(commandName);
+        var arguments = CommandBinder.BindValues(command, propertyValues);
+        return command.InvokeAsync(arguments, host);
+    }
+}

@@ -1,0 +1,57 @@
+using System.Text;
+using System.Text.Json;
+using ScalingInteractive.Commands;
+
+namespace ScalingInteractive.Display;
+
+/// <summary>Help for a set of magic commands: names, descriptions and every parameter with type, default and accepted values.</summary>
+public sealed class CommandHelp(IReadOnlyList<MagicCommand> commands) : IRichResult
+{
+    /// <summary>The commands described.</summary>
+    public IReadOnlyList<MagicCommand> Commands { get; } = commands;
+
+    private static string DefaultText(CommandParameter p) =>
+        p.Required ? "(required)" : p.Default is null ? (p.IsFlag ? "off" : "") : CommandBinder.FormatValue(p.Default);
+
+    private static IReadOnlyList<string> Row(CommandParameter p) =>
+        [p.Name + (p.AllowImplicitName ? " (name optional)" : ""), p.Accepts, DefaultText(p), p.Description];
+
+    private static readonly string[] Header = ["parameter", "accepts", "default", "description"];
+
+    /// <inheritdoc />
+    public string ToHtml()
+    {
+        var sb = new StringBuilder(HtmlText.Style).Append("<div class=\"si-help\">");
+        foreach (var c in Commands)
+        {
+            sb.Append("<h4><code>").Append(HtmlText.Encode(c.Name)).Append("</code></h4><p>").Append(HtmlText.Encode(c.Description)).Append("</p>");
+            if (c.Parameters.Length > 0) sb.Append(HtmlText.Table(Header, c.Parameters.Select(Row)));
+        }
+        return sb.Append("</div>").ToString();
+    }
+
+    /// <inheritdoc />
+    public string ToText()
+    {
+        var sb = new StringBuilder();
+        foreach (var c in Commands)
+        {
+            sb.Append(c.Name).Append('\n').Append("  ").Append(c.Description).Append('\n');
+            if (c.Parameters.Length > 0) sb.Append(HtmlText.TextTable(Header, c.Parameters.Select(Row))).Append('\n');
+            sb.Append('\n');
+        }
+        return sb.ToString().TrimEnd();
+    }
+
+    /// <inheritdoc />
+    public string ToJson() => JsonSerializer.Serialize(Commands.Select(c => new
+    {
+        name = c.Name,
+        description = c.Description,
+        parameters = c.Parameters.Select(p => new
+        {
+            name = p.Name, type = p.Type.Name, description = p.Description, required = p.Required, flag = p.IsFlag,
+            @default = p.Default, allowedValues = p.AllowedValues.IsEmpty ? null : p.AllowedValues.ToArray(), minimum = p.Minimum, maximum = p.Maximum,
+        }),
+    }), new JsonSerializerOptions { WriteIndented = true });
+}

@@ -1,0 +1,156 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using TorchSharp;
+
+namespace ScalingInteractive.Hosting;
+
+/// <summary>Raised when TorchSharp's native library cannot be used; the message says why and what to do.</summary>
+public sealed class TorchUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Loads TorchSharp's native backend with diagnostics and chooses the one <see cref="torch.Device"/> that all
+/// tensors of an experiment are created on (CPU here, CUDA when the user's TorchSharp build has it).
+/// </summary>
+public static class TorchRuntime
+{
+    private static readonly object Gate = new();
+    private static bool _loaded;
+
+    /// <summary>The libstdc++ symbol version that libLibTorchSharp.so of TorchSharp 0.107.0 requires.</summary>
+    public const string RequiredGlibcxx = "GLIBCXX_3.4.32";
+
+    /// <summary>Makes sure the native backend is loaded; throws <see cref="TorchUnavailableException"/> with a remedy otherwise.</summary>
+    public static void EnsureAvailable()
+    {
+        lock (Gate)
+        {
+            if (_loaded) return;
+            try
+            {
+                torch.InitializeDeviceType(DeviceType.CPU);
+                _loaded = true;
+            }
+            catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException or InvalidOperationException or EntryPointNotFoundException)
+            {
+                throw new TorchUnavailableException(Diagnose(e), e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Resolves a device name: <c>auto</c> (CUDA when available, else CPU), <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.
+    /// Asking for CUDA where none is present fails with a message instead of a native crash.
+    /// </summary>
+    public static torch.Device ResolveDevice(string? name = "auto")
+    {
+        EnsureAvailable();
+        string spec = (name ?? "auto").Trim().ToLowerInvariant();
+        if (spec is "" or "auto") return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
+        if (spec == "cpu") return torch.CPU;
+        if (spec == "cuda" || spec.StartsWith("cuda:", StringComparison.Ordinal))
+        {
+            if (!torch.cuda.is_available())
+                throw new TorchUnavailableException(
+                    $"Device '{name}' was requested but CUDA is not available: this TorchSharp build or machine has no usable GPU. " +
+                    "Use --device cpu (or auto), or reference a CUDA build of TorchSharp (TorchSharp-cuda-linux / TorchSharp-cuda-windows) on a machine with an NVIDIA GPU.");
+            if (spec == "cuda") return torch.CUDA;
+            if (!int.TryParse(spec[5..], out int index) || index < 0 || index >= torch.cuda.device_count())
+                throw new TorchUnavailableException($"Device '{name}' does not exist: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}.");
+            return new torch.Device(DeviceType.CUDA, index);
+        }
+        throw new ArgumentException($"Device '{name}' is not recognised; use auto, cpu, cuda or cuda:N.", nameof(name));
+    }
+
+    /// <summary>Explains a native loading failure: which package is missing, or why an old Linux host refuses the library.</summary>
+    public static string Diagnose(Exception failure)
+    {
+        var sb = new StringBuilder("TorchSharp's native library could not be loaded. ");
+        string all = Flatten(failure);
+        bool libTorchMissing = all.Contains("is not restored", StringComparison.OrdinalIgnoreCase) ||
+                               all.Contains("libtorch", StringComparison.OrdinalIgnoreCase) && all.Contains("not found", StringComparison.OrdinalIgnoreCase);
+        if (OperatingSystem.IsLinux() && !HostLibStdCxxHas(RequiredGlibcxx))
+        {
+            sb.Append($"This host's libstdc++ (GCC 12 or older, e.g. Debian 12) lacks the symbol version {RequiredGlibcxx} that TorchSharp 0.107.0's ")
+              .Append("libLibTorchSharp.so declares, so the dynamic loader refuses it (TorchSharp then reports, misleadingly, that the libtorch package is not restored). ")
+              .Append("What to do: (1) run the notebook with the ScalingInteractive headless runner or from a project built in this repository: ")
+              .Append("their build outputs carry a copy of the library with that version need marked weak (the only symbol bound to it is never called); ")
+              .Append("(2) or use a host with libstdc++ from GCC 13 or newer (Debian 13, Ubuntu 24.04); ")
+              .Append("(3) or, in a notebook on this host, call ScalingInteractive.Hosting.TorchRuntime.UsePatchedNativeCopy() before any TorchSharp call: ")
+              .Append("it patches a private copy in your cache folder (never the NuGet cache) and loads that one.");
+        }
+        else if (libTorchMissing || failure is DllNotFoundException)
+        {
+            sb.Append("No native LibTorch is present. Add the package with the native backend: ")
+              .Append("#r \"nuget: TorchSharp-cpu, 0.107.0\" (CPU), or on a machine with an NVIDIA GPU the CUDA build ")
+              .Append("(TorchSharp-cuda-linux or TorchSharp-cuda-windows, same version). The ScalingInteractive package references the managed TorchSharp package only.");
+        }
+        else
+        {
+            sb.Append("Underlying error: ").Append(all);
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// Workaround for hosts whose libstdc++ lacks <see cref="RequiredGlibcxx"/>: copies libLibTorchSharp.so from the
+    /// TorchSharp package next to the loaded TorchSharp.dll into a private cache folder, marks the version need weak
+    /// in that copy, and routes TorchSharp's native loading to it. Returns the path of the patched copy.
+    /// </summary>
+    public static string UsePatchedNativeCopy(string? cacheDirectory = null)
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("The libstdc++ workaround applies to Linux only.");
+        string original = FindPackagedLibTorchSharp()
+            ?? throw new TorchUnavailableException("libLibTorchSharp.so was not found next to TorchSharp.dll or in its NuGet package folder.");
+        string folder = cacheDirectory ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "scaling-interactive", "torchsharp-native",
+            typeof(torch).Assembly.GetName().Version?.ToString() ?? "unknown");
+        Directory.CreateDirectory(folder);
+        string copy = Path.Combine(folder, "libLibTorchSharp.so");
+        File.Copy(original, copy, overwrite: true);
+        ElfVersionNeeds.MarkWeak(copy, RequiredGlibcxx);
+        // libtorch.so and friends are resolved through the original folder's neighbours, loaded by full path first.
+        string nativeDir = Path.GetDirectoryName(original)!;
+        foreach (string dependency in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
+        {
+            foreach (string candidate in LibTorchCandidates(nativeDir, dependency))
+                if (File.Exists(candidate)) { NativeLibrary.TryLoad(candidate, out _); break; }
+        }
+        IntPtr handle = NativeLibrary.Load(copy);
+        NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, (name, _, _) =>
+            name.Contains("LibTorchSharp", StringComparison.Ordinal) ? handle : IntPtr.Zero);
+        return copy;
+    }
+
+    private static IEnumerable<string> LibTorchCandidates(string torchSharpNativeDir, string file)
+    {
+        yield return Path.Combine(torchSharpNativeDir, file);
+        // NuGet layout: .../torchsharp/0.107.0/runtimes/linux-x64/native -> .../libtorch-cpu-linux-x64/<v>/runtimes/linux-x64/native
+        var packages = Directory.GetParent(torchSharpNativeDir)?.Parent?.Parent?.Parent?.Parent;
+        if (packages is null) yield break;
+        foreach (var package in packages.EnumerateDirectories("libtorch-*linux-x64*"))
+            foreach (var version in package.EnumerateDirectories())
+                yield return Path.Combine(version.FullName, "runtimes", "linux-x64", "native", file);
+    }
+
+    private static string? FindPackagedLibTorchSharp()
+    {
+        string? assemblyDir = Path.GetDirectoryName(typeof(torch).Assembly.Location);
+        if (assemblyDir is null) return null;
+        string[] candidates =
+        [
+            Path.Combine(assemblyDir, "libLibTorchSharp.so"),
+            Path.Combine(assemblyDir, "runtimes", "linux-x64", "native", "libLibTorchSharp.so"),
+            Path.GetFullPath(Path.Combine(assemblyDir, "..", "..", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")),
+        ];
+        return candidates.FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>True when the system libstdc++ defines the given symbol version (false when it cannot be found).</summary>
+    public static bool HostLibStdCxxHas(string version) => ElfVersionNeeds.HostLibStdCxxHas(version);
+
+    private static string Flatten(Exception e)
+    {
+        var parts = new List<string>();
+        for (Exception? x = e; x is not null; x = x.InnerException) parts.Add(x.Message);
+        return string.Join(" | ", parts);
+    }
+}

@@ -1,0 +1,137 @@
+using ScalingInteractive.Commands;
+
+namespace ScalingInteractive.Tests.Commands;
+
+public class CommandParsingTests
+{
+    private static CommandArguments Bind(string line, TestHost? host = null)
+    {
+        var command = new ProbeCommand();
+        host ??= new TestHost();
+        var parsed = CommandLineParser.Parse(line, name => host.TryGetVariable(name, out var v) ? CommandLineParser.VariableText(v) : null);
+        Assert.Equal("#!probe", parsed.CommandName);
+        return CommandBinder.BindText(command, parsed.Arguments);
+    }
+
+    private static string Error(string line, TestHost? host = null) => Assert.Throws<CommandException>(() => Bind(line, host)).Message;
+
+    [Fact]
+    public void Binds_every_kind_of_value_and_applies_defaults()
+    {
+        var args = Bind("#!probe --data \"my runs.csv\" --learning-rates [1e-3, 3e-3,1e-2] --sizes [64,128] --columns [\"N\",\"D\"] --quick");
+        Assert.Equal("my runs.csv", args.Get<string>("--data"));
+        Assert.Equal([1e-3, 3e-3, 1e-2], args.Get<double[]>("--learning-rates"));
+        Assert.Equal([64, 128], args.Get<int[]>("sizes"));
+        Assert.Equal(["N", "D"], args.Get<string[]>("--columns"));
+        Assert.True(args.Get<bool>("--quick"));
+        Assert.Equal(1000, args.Get<int>("--bootstrap"));
+        Assert.Equal(1e-3, args.Get<double>("--delta"));
+        Assert.Equal("chinchilla", args.Get<string>("--law"));
+        Assert.False(args.IsGiven("--law"));
+        Assert.True(args.IsGiven("--data"));
+    }
+
+    [Fact]
+    public void Implicit_value_binds_to_the_implicit_parameter_and_allowed_values_ignore_case()
+    {
+        var args = Bind("#!probe POWER --data x");
+        Assert.Equal("POWER", args.Get<string>("--law"));
+    }
+
+    [Fact]
+    public void Csharp_variables_are_replaced_by_their_text_as_the_kernel_does()
+    {
+        var host = new TestHost();
+        host.Variables["n"] = 250;
+        host.Variables["path"] = "runs.csv";
+        var args = Bind("#!probe --data @csharp:path --bootstrap @csharp:n", host);
+        Assert.Equal("runs.csv", args.Get<string>("--data"));
+        Assert.Equal(250, args.Get<int>("--bootstrap"));
+        Assert.Contains("C# variable 'missing' that does not exist", Error("#!probe --data @csharp:missing", host));
+    }
+
+    [Fact]
+    public void Unknown_parameter_lists_the_valid_ones()
+    {
+        string message = Error("#!probe --data x --bootstraps 5");
+        Assert.Contains("unknown parameter '--bootstraps'", message);
+        Assert.Contains("--bootstrap", message);
+        Assert.Contains("--learning-rates", message);
+    }
+
+    [Theory]
+    [InlineData("#!probe --data x --bootstrap many", "--bootstrap 'many' is not an integer")]
+    [InlineData("#!probe --data x --bootstrap 1.5", "--bootstrap '1.5' is not an integer")]
+    [InlineData("#!probe --data x --bootstrap -1", "-1 is below the minimum 0")]
+    [InlineData("#!probe --data x --bootstrap 100001", "above the maximum 100000")]
+    [InlineData("#!probe --data x --learning-rates [1e-3,-2]", "--learning-rates [0.001,-2] is not accepted: -2 is below the minimum 0")]
+    [InlineData("#!probe --data x --sizes [64,x]", "is not a JSON list of integers")]
+    [InlineData("#!probe --data x --sizes []", "the list is empty")]
+    [InlineData("#!probe --data x --law kaplan", "--law 'kaplan' is not accepted; use one of: chinchilla, power")]
+    [InlineData("#!probe --bootstrap 5", "missing required parameter --data")]
+    [InlineData("#!probe --data x --data y", "--data is given more than once")]
+    [InlineData("#!probe --data x --quick yes", "--quick is a flag and takes no value")]
+    [InlineData("#!probe --data", "--data needs a value")]
+    [InlineData("#!probe --data \"unterminated", "Unterminated quoted value")]
+    [InlineData("#!probe --data x --sizes [1,2", "Unbalanced JSON literal")]
+    public void Bad_values_name_the_parameter_the_value_and_what_is_accepted(string line, string expected)
+    {
+        Assert.Contains(expected, Error(line));
+    }
+
+    [Fact]
+    public void Values_bound_by_a_kernel_are_validated_the_same_way()
+    {
+        var command = new ProbeCommand();
+        var args = CommandBinder.BindValues(command, new Dictionary<string, object?>
+        {
+            ["Data"] = "runs.csv", ["Bootstrap"] = null, ["LearningRates"] = new[] { 0.1, 0.2 }, ["Quick"] = false, ["Law"] = null,
+        });
+        Assert.Equal(1000, args.Get<int>("--bootstrap"));
+        Assert.False(args.Get<bool>("--quick"));
+        Assert.Equal([0.1, 0.2], args.Get<double[]>("--learning-rates"));
+        var error = Assert.Throws<CommandException>(() => CommandBinder.BindValues(command, new Dictionary<string, object?> { ["Data"] = "x", ["Bootstrap"] = -5 }));
+        Assert.Contains("-5 is below the minimum 0", error.Message);
+        Assert.Contains("missing required parameter --data", Assert.Throws<CommandException>(() => CommandBinder.BindValues(command, new Dictionary<string, object?>())).Message);
+    }
+
+    [Fact]
+    public async Task Unknown_command_lists_the_valid_ones()
+    {
+        var error = await Assert.ThrowsAsync<CommandException>(() => CommandCatalog.InvokeAsync("#!scaling-nope --x 1", new TestHost()));
+        Assert.Contains("Unknown magic command '#!scaling-nope'", error.Message);
+        Assert.Contains("#!scaling-help", error.Message);
+    }
+
+    [Fact]
+    public async Task Help_lists_every_command_with_its_parameters()
+    {
+        var host = new TestHost();
+        await CommandCatalog.InvokeAsync("#!scaling-help", host);
+        var help = Assert.IsType<ScalingInteractive.Display.CommandHelp>(Assert.Single(host.Shown).Value);
+        Assert.Equal(CommandCatalog.All.Select(c => c.Name), help.Commands.Select(c => c.Name));
+        string text = help.ToText();
+        foreach (var command in CommandCatalog.All)
+        {
+            Assert.Contains(command.Name, text);
+            foreach (var p in command.Parameters) Assert.Contains(p.Name, text);
+        }
+    }
+
+    [Theory]
+    [InlineData("Max", typeof(int))]
+    [InlineData("--Max-items", typeof(int))]
+    [InlineData("--items", typeof(decimal))]
+    [InlineData("--target-kernel-name", typeof(string))]
+    public void Invalid_declarations_are_refused(string name, Type type)
+    {
+        Assert.Throws<ArgumentException>(() => new CommandParameter(name, type, "d"));
+    }
+
+    [Fact]
+    public void Kebab_names_map_to_the_kernels_property_names()
+    {
+        Assert.Equal("MaxItems", new CommandParameter("--max-items", typeof(int), "d").PropertyName);
+        Assert.Equal("LearningRates", new CommandParameter("--learning-rates", typeof(double[]), "d").PropertyName);
+    }
+}

@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using System.IO.Compression;
+using System.Xml.Linq;
+
+namespace ScalingInteractive.Tests.Hosting;
+
+/// <summary>Packs the library with <c>dotnet pack</c> and inspects the .nupkg layout and its dependencies.</summary>
+public class PackageTests
+{
+    [Fact]
+    public void Pack_yields_the_library_the_extension_and_the_declared_dependencies()
+    {
+        string output = Directory.CreateTempSubdirectory("si-pack-").FullName;
+        try
+        {
+            var start = new ProcessStartInfo("dotnet")
+            {
+                ArgumentList = { "pack", Path.Combine(RepoPaths.Library, "ScalingInteractive.csproj"), "-c", "Release", "-o", output, "-nologo", "--no-restore" },
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using (var process = Process.Start(start)!)
+            {
+                string log = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
+                Assert.True(process.WaitForExit(300_000), "dotnet pack timed out");
+                Assert.True(process.ExitCode == 0, "dotnet pack failed:\n" + log);
+            }
+            string package = Assert.Single(Directory.GetFiles(output, "ScalingInteractive.*.nupkg"));
+            using var zip = ZipFile.OpenRead(package);
+            var entries = zip.Entries.Select(e => e.FullName).ToHashSet();
+            Assert.Contains("lib/net10.0/ScalingInteractive.dll", entries);
+            Assert.Contains("lib/net10.0/ScalingInteractive.xml", entries);
+            Assert.Contains("interactive-extensions/dotnet/extension.dib", entries);
+            using (var reader = new StreamReader(zip.GetEntry("interactive-extensions/dotnet/extension.dib")!.Open()))
+                Assert.Equal(File.ReadAllText(RepoPaths.ExtensionDib), reader.ReadToEnd());
+            Assert.DoesNotContain(entries, e => e.EndsWith(".so", StringComparison.Ordinal) || e.Contains("runtimes/"));
+
+            var nuspec = XDocument.Load(zip.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open());
+            var dependencies = nuspec.Descendants().Where(e => e.Name.LocalName == "dependency")
+                .ToDictionary(e => (string)e.Attribute("id")!, e => (string)e.Attribute("version")!);
+            Assert.Equal("0.107.0", dependencies["TorchSharp"]);
+            Assert.Equal("5.0.0", dependencies["MathNet.Numerics"]);
+            Assert.Equal("6.0.0", dependencies["Plotly.NET"]);
+            Assert.Equal("1.0.0-beta.23562.1", dependencies["Microsoft.DotNet.Interactive.Formatting"]);
+            Assert.DoesNotContain("TorchSharp-cpu", dependencies.Keys);
+            Assert.DoesNotContain("Microsoft.DotNet.Interactive", dependencies.Keys);
+            Assert.Equal("ScalingInteractive", nuspec.Descendants().First(e => e.Name.LocalName == "id").Value);
+        }
+        finally
+        {
+            Directory.Delete(output, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+namespace ScalingInteractive.Tests;
+
+/// <summary>Locations in the repository and the shared data folder, found from the test binaries.</summary>
+internal static class RepoPaths
+{
+    public static string Root { get; } = FindRoot();
+
+    public static string Library => Path.Combine(Root, "src", "ScalingInteractive");
+    public static string ExtensionDib => Path.Combine(Library, "extension.dib");
+    public static string Notebooks => Path.Combine(Root, "notebooks");
+
+    /// <summary>../shared/data beside the repository (tests read data from there, never from the repo).</summary>
+    public static string SharedData => Path.GetFullPath(Path.Combine(Root, "..", "shared", "data"));
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "ScalingInteractive.sln"))) return dir.FullName;
+        throw new InvalidOperationException("ScalingInteractive.sln not found above " + AppContext.BaseDirectory);
+    }
+}

@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using ScalingInteractive.Display;
+using ScalingInteractive.Hosting;
+using ScalingInteractive.Runner;
+
+namespace ScalingInteractive.Tests.Runner;
+
+/// <summary>
+/// Opens the getting-started report in headless Chromium (Debian's package; .ci/run installs it) with networking
+/// disabled and checks that Plotly drew its SVG. Outside CI the test passes with a note when Chromium is absent.
+/// </summary>
+[Collection("Formatter state")]
+public class BrowserRenderTests
+{
+    private static string? FindChromium() =>
+        new[] { "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome" }.FirstOrDefault(File.Exists);
+
+    [Fact]
+    public async Task Report_chart_draws_in_headless_chromium_without_network()
+    {
+        string? chromium = FindChromium();
+        if (chromium is null)
+        {
+            Assert.False(Environment.GetEnvironmentVariable("CI") == "true", "Chromium is required in CI (.ci/run installs Debian's chromium package).");
+            return;
+        }
+        Formatters.Register();
+        PlotlyAssets.DocumentProvidesScript = true;
+        NotebookSession.Quick = true;
+        string dir = Directory.CreateTempSubdirectory("si-browser-").FullName;
+        try
+        {
+            var result = await new NotebookRunner(TextWriter.Null).RunAsync(Path.Combine(RepoPaths.Notebooks, "00-getting-started.dib"), CancellationToken.None);
+            Assert.True(result.Succeeded);
+            string report = ReportWriter.Write(result, dir);
+            var start = new ProcessStartInfo(chromium)
+            {
+                ArgumentList =
+                {
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--user-data-dir=" + Path.Combine(dir, "profile"),
+                    "--proxy-server=127.0.0.1:9", "--virtual-time-budget=10000", "--dump-dom", "file://" + report,
+                },
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using var process = Process.Start(start)!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(120_000)) { process.Kill(true); Assert.Fail("Chromium did not finish within 120 s."); }
+            string dom = await stdout;
+            Assert.True(dom.Contains("class=\"main-svg\""), "Plotly drew no SVG. Chromium said: " + (await stderr)[..Math.Min(2000, (await stderr).Length)]);
+            Assert.Contains("class=\"scatterlayer", dom);
+            Assert.Contains("Chinchilla loss law", dom);
+        }
+        finally
+        {
+            PlotlyAssets.DocumentProvidesScript = false;
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
