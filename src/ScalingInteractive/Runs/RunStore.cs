@@ -1,0 +1,188 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace ScalingInteractive.Runs;
+
+/// <summary>A line of a run store that could not be read (kept out of <see cref="RunStore.Records"/>, reported).</summary>
+/// <param name="LineNumber">1-based line number in the file.</param>
+/// <param name="Text">The line (cut to 200 characters).</param>
+/// <param name="Reason">Why it was rejected.</param>
+public sealed record BadRunLine(int LineNumber, string Text, string Reason);
+
+/// <summary>
+/// An append-only JSON Lines file of finished runs, shared by every long experiment (proxy sweeps, intrinsic-
+/// dimension sweeps, LoRA experiments). Line 1 is a header naming the store's kind and identity (the settings that
+/// must match for runs to be comparable); each further line is one finished run with a unique <c>key</c>.
+/// Each run is appended and flushed to disk as soon as it ends, so an interrupt loses at most the run in progress;
+/// reopening the store skips finished keys. A corrupt or truncated line (a crash mid-write) is reported in
+/// <see cref="BadLines"/> and the good lines are kept.
+/// </summary>
+public sealed class RunStore
+{
+    private const int SchemaVersion = 1;
+    private readonly Dictionary<string, JsonObject> _records = new(StringComparer.Ordinal);
+    private readonly List<string> _order = new();
+    private readonly List<BadRunLine> _badLines = new();
+    private readonly object _gate = new();
+
+    private RunStore(string path, string kind, JsonObject identity)
+    {
+        Path = path;
+        Kind = kind;
+        Identity = identity;
+    }
+
+    /// <summary>The file path.</summary>
+    public string Path { get; }
+
+    /// <summary>What kind of runs the store holds, e.g. <c>proxy-sweep</c>.</summary>
+    public string Kind { get; }
+
+    /// <summary>The settings every run in this store shares (for example the corpus and step count).</summary>
+    public JsonObject Identity { get; }
+
+    /// <summary>Finished runs in file order.</summary>
+    public IReadOnlyList<JsonObject> Records { get { lock (_gate) return _order.Select(k => _records[k]).ToList(); } }
+
+    /// <summary>Lines that could not be read.</summary>
+    public IReadOnlyList<BadRunLine> BadLines => _badLines;
+
+    /// <summary>Number of finished runs.</summary>
+    public int Count { get { lock (_gate) return _order.Count; } }
+
+    /// <summary>
+    /// Opens (or creates) a store. An existing file must have the same <paramref name="kind"/> and
+    /// <paramref name="identity"/>; otherwise a clear <see cref="InvalidDataException"/> says what differs.
+    /// </summary>
+    public static RunStore Open(string path, string kind, object? identity = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        var identityNode = identity is null ? new JsonObject() : identity as JsonObject ?? JsonSerializer.SerializeToNode(identity, JsonOptions)!.AsObject();
+        var store = new RunStore(System.IO.Path.GetFullPath(path), kind, identityNode);
+        if (!File.Exists(store.Path) || new FileInfo(store.Path).Length == 0)
+        {
+            string? folder = System.IO.Path.GetDirectoryName(store.Path);
+            if (!string.IsNullOrEmpty(folder)) Directory.CreateDirectory(folder);
+            var header = new JsonObject { ["store"] = kind, ["schema"] = SchemaVersion, ["identity"] = identityNode.DeepClone() };
+            File.WriteAllText(store.Path, header.ToJsonString() + "\n");
+            return store;
+        }
+        store.Load();
+        return store;
+    }
+
+    private void Load()
+    {
+        int lineNumber = 0;
+        bool headerSeen = false;
+        foreach (string line in File.ReadLines(Path))
+        {
+            lineNumber++;
+            if (line.Trim().Length == 0) continue;
+            JsonObject? node;
+            try
+            {
+                node = JsonNode.Parse(line) as JsonObject;
+            }
+            catch (JsonException e)
+            {
+                Reject(lineNumber, line, "not valid JSON (" + e.Message.Split('.')[0] + "); a run interrupted while being written leaves such a line");
+                continue;
+            }
+            if (!headerSeen)
+            {
+                headerSeen = true;
+                CheckHeader(node);
+                continue;
+            }
+            if (node?["key"] is not JsonValue keyValue || keyValue.GetValueKind() != JsonValueKind.String)
+            {
+                Reject(lineNumber, line, "no string \"key\" property");
+                continue;
+            }
+            string key = keyValue.GetValue<string>();
+            if (!_records.ContainsKey(key)) _order.Add(key);
+            _records[key] = node;
+        }
+        if (!headerSeen) throw new InvalidDataException($"Run store '{Path}' has no header line; it was not written by ScalingInteractive.");
+    }
+
+    private void CheckHeader(JsonObject? header)
+    {
+        if (header?["store"]?.GetValue<string>() is not string kind || header["schema"] is null)
+            throw new InvalidDataException($"Run store '{Path}': the first line is not a ScalingInteractive run-store header.");
+        if (kind != Kind)
+            throw new InvalidDataException($"Run store '{Path}' holds '{kind}' runs, not '{Kind}' runs: use another --store file.");
+        var existing = header["identity"] as JsonObject ?? new JsonObject();
+        var differences = Differences(existing, Identity).ToList();
+        if (differences.Count > 0)
+            throw new InvalidDataException($"Run store '{Path}' was written by another configuration ({string.Join("; ", differences)}). " +
+                                           "Its runs would not be comparable: use another --store file, or the same settings.");
+    }
+
+    private static IEnumerable<string> Differences(JsonObject stored, JsonObject wanted)
+    {
+        foreach (var name in stored.Select(p => p.Key).Union(wanted.Select(p => p.Key)).Order(StringComparer.Ordinal))
+        {
+            string a = stored[name]?.ToJsonString() ?? "absent", b = wanted[name]?.ToJsonString() ?? "absent";
+            if (a != b) yield return $"{name}: stored {a}, now {b}";
+        }
+    }
+
+    private void Reject(int lineNumber, string line, string reason) =>
+        _badLines.Add(new BadRunLine(lineNumber, line.Length > 200 ? line[..200] + "..." : line, reason));
+
+    /// <summary>True when a run with this key has finished.</summary>
+    public bool Contains(string key) { lock (_gate) return _records.ContainsKey(key); }
+
+    /// <summary>The record of a finished run, or null.</summary>
+    public JsonObject? Find(string key) { lock (_gate) return _records.TryGetValue(key, out var r) ? r : null; }
+
+    /// <summary>Reads every record as <typeparamref name="T"/> (System.Text.Json, camelCase names).</summary>
+    public IReadOnlyList<T> Read<T>() => Records.Select(r => r.Deserialize<T>(JsonOptions)!).ToList();
+
+    /// <summary>
+    /// Appends one finished run (any object serialisable by System.Text.Json with a string <c>key</c> property, or a
+    /// <see cref="JsonObject"/>) and flushes it to disk before returning.
+    /// </summary>
+    public void Append(object record)
+    {
+        var node = record as JsonObject ?? JsonSerializer.SerializeToNode(record, record.GetType(), JsonOptions) as JsonObject
+            ?? throw new ArgumentException("A run record must serialise to a JSON object.", nameof(record));
+        if (node["key"] is not JsonValue key || key.GetValueKind() != JsonValueKind.String)
+            throw new ArgumentException("A run record needs a string 'key' property that identifies the run.", nameof(record));
+        string line = node.ToJsonString(JsonOptions);
+        lock (_gate)
+        {
+            using (var stream = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read))
+            {
+                // A crash mid-write can leave a partial last line without a newline: start on a fresh line.
+                if (stream.Length > 0 && LastByte() != (byte)'\n') stream.WriteByte((byte)'\n');
+                byte[] bytes = Encoding.UTF8.GetBytes(line + "\n");
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+            string k = key.GetValue<string>();
+            if (!_records.ContainsKey(k)) _order.Add(k);
+            _records[k] = node;
+        }
+    }
+
+    private byte LastByte()
+    {
+        using var read = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        if (read.Length == 0) return (byte)'\n';
+        read.Seek(-1, SeekOrigin.End);
+        return (byte)read.ReadByte();
+    }
+
+    /// <summary>Serializer options used for records: camelCase, non-finite doubles as strings ("NaN", "Infinity").</summary>
+    public static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals |
+                         System.Text.Json.Serialization.JsonNumberHandling.AllowReadingFromString,
+        WriteIndented = false,
+    };
+}
