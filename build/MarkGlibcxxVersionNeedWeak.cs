@@ -73,8 +73,11 @@ namespace ScalingInteractive.Hosting
             return false;
         }
 
-        /// <summary>Returns what was done: "patched", "already weak" or "no such version need".</summary>
-        public static string MarkWeak(string path, string versionName)
+        /// <summary>
+        /// Returns what was done: "patched", "already weak" or "no such version need"; with
+        /// <paramref name="dryRun"/>, "would patch" instead of "patched" and the file is not written.
+        /// </summary>
+        public static string MarkWeak(string path, string versionName, bool dryRun = false)
         {
             byte[] elf = File.ReadAllBytes(path);
             if (elf.Length < 64 || elf[0] != 0x7f || elf[1] != (byte)'E' || elf[2] != (byte)'L' || elf[3] != (byte)'F')
@@ -113,6 +116,7 @@ namespace ScalingInteractive.Hosting
                         if (ReadCString(elf, checked((int)strOffset + (int)nameOffset)) == versionName)
                         {
                             if ((flags & VerFlgWeak) != 0) return "already weak";
+                            if (dryRun) return "would patch";
                             ushort patched = (ushort)(flags | VerFlgWeak);
                             using (var stream = new FileStream(path, FileMode.Open, FileAccess.Write))
                             {

@@ -25,6 +25,7 @@ public static class TorchRuntime
         lock (Gate)
         {
             if (_loaded) return;
+            PatchPrivateCopyIfHostNeedsIt();
             try
             {
                 torch.InitializeDeviceType(DeviceType.CPU);
@@ -34,6 +35,28 @@ public static class TorchRuntime
             {
                 throw new TorchUnavailableException(Diagnose(e), e);
             }
+        }
+    }
+
+    /// <summary>
+    /// On an old Linux host (libstdc++ without <see cref="RequiredGlibcxx"/>) where the libLibTorchSharp.so that
+    /// TorchSharp would load is unpatched (a notebook loading packages from the NuGet cache), applies
+    /// <see cref="UsePatchedNativeCopy"/> before TorchSharp first initialises: a failed initialisation cannot be
+    /// retried in the same process. Build outputs of this repository already carry a patched copy and are left alone.
+    /// </summary>
+    private static void PatchPrivateCopyIfHostNeedsIt()
+    {
+        if (!OperatingSystem.IsLinux() || HostLibStdCxxHas(RequiredGlibcxx)) return;
+        try
+        {
+            string? library = FindPackagedLibTorchSharp();
+            if (library is null || ElfVersionNeeds.MarkWeak(library, RequiredGlibcxx, dryRun: true) != "would patch") return;
+            string copy = UsePatchedNativeCopy();
+            Console.Error.WriteLine($"ScalingInteractive: this host's libstdc++ lacks {RequiredGlibcxx}; loading a patched private copy of libLibTorchSharp.so ({copy}).");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or BadImageFormatException or InvalidOperationException or InvalidDataException or TorchUnavailableException)
+        {
+            // Fall through: TorchSharp's own failure is then explained by Diagnose.
         }
     }
 
@@ -75,8 +98,9 @@ public static class TorchRuntime
               .Append("What to do: (1) run the notebook with the ScalingInteractive headless runner or from a project built in this repository: ")
               .Append("their build outputs carry a copy of the library with that version need marked weak (the only symbol bound to it is never called); ")
               .Append("(2) or use a host with libstdc++ from GCC 13 or newer (Debian 13, Ubuntu 24.04); ")
-              .Append("(3) or, in a notebook on this host, call ScalingInteractive.Hosting.TorchRuntime.UsePatchedNativeCopy() before any TorchSharp call: ")
-              .Append("it patches a private copy in your cache folder (never the NuGet cache) and loads that one.");
+              .Append("(3) or, in a notebook on this host, restart the kernel and call ScalingInteractive.Hosting.TorchRuntime.EnsureAvailable() (any ScalingInteractive ")
+              .Append("experiment does) before other code touches TorchSharp: it loads a patched private copy from your cache folder (never the NuGet cache). ")
+              .Append("A failed TorchSharp initialisation cannot be retried in the same process.");
         }
         else if (libTorchMissing || failure is DllNotFoundException)
         {

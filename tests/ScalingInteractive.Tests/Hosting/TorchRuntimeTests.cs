@@ -63,6 +63,7 @@ public class TorchRuntimeTests
         Assert.Equal("patched", ElfVersionNeeds.MarkWeak(copy, "GLIBCXX_3.4.32"));
         Assert.Equal("already weak", ElfVersionNeeds.MarkWeak(copy, "GLIBCXX_3.4.32"));
         Assert.Equal("no such version need", ElfVersionNeeds.MarkWeak(copy, "GLIBCXX_9.9.99"));
+        Assert.Equal("would patch", ElfVersionNeeds.MarkWeak(original, "GLIBCXX_3.4.32", dryRun: true)); // and the cache file is not written
         byte[] after = File.ReadAllBytes(copy);
         // Exactly one byte changes: the low byte of vna_flags gains VER_FLG_WEAK (2).
         var changed = Enumerable.Range(0, before.Length).Where(i => before[i] != after[i]).ToList();
