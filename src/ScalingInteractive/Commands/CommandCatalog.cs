@@ -12,6 +12,8 @@ public static class CommandCatalog
     public static ImmutableArray<MagicCommand> All { get; } =
     [
         new HelpCommand(),
+        new Proxies.ProxyTrainCommand(),
+        new Proxies.ProxySweepCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>

@@ -35,6 +35,8 @@ public class DisplayTests
     {
         yield return new CommandHelp(CommandCatalog.All);
         yield return new ProgressDisplay("work", 10, null);
+        yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Run();
+        yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Sweep();
     }
 
     [Fact]

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using ScalingInteractive.Hosting;
+using ScalingInteractive.Proxies;
+using static TorchSharp.torch;
+
+namespace ScalingInteractive.Bench;
+
+/// <summary>
+/// Proxy-transformer training throughput (tokens/s, achieved FLOP/s) for widths 64, 128, 256 next to LibTorch's own
+/// matmul FLOP/s measured in the same run, the time of one sweep run at the notebook's settings, and the peak
+/// working set over a long run (memory must stay flat thanks to per-step dispose scopes).
+/// Arguments: --steps N (timed steps per width, default 40), --seq T (default 64), --batch B (default 32),
+/// --long (10,000-step memory run; default 1,000), --threads K (default: LibTorch's choice), --device NAME.
+/// </summary>
+public sealed class ProxiesBenchmark : IBenchmark
+{
+    public string Name => "proxies";
+    public string Description => "proxy transformer tokens/s and FLOP/s vs LibTorch matmul FLOP/s; sweep-run time; peak working set over a long run";
+
+    public Task<int> RunAsync(string[] args, TextWriter output, CancellationToken cancellationToken)
+    {
+        int steps = IntArg(args, "--steps", 40), seq = IntArg(args, "--seq", 64), batch = IntArg(args, "--batch", 32);
+        int longSteps = args.Contains("--long") ? 10_000 : IntArg(args, "--long-steps", 1_000);
+        int threads = IntArg(args, "--threads", 0);
+        var device = TorchRuntime.ResolveDevice(StringArg(args, "--device", "auto"));
+        if (threads > 0) set_num_threads(threads);
+        output.WriteLine($"# device {device}, torch threads {get_num_threads()}, batch {batch} x seq {seq}, {steps} timed steps per width");
+        var corpus = TextCorpus.FromFile(Path.Combine(FindSharedData(), "tinyshakespeare.txt"));
+
+        double ceiling = MatmulCeiling(device, output);
+        output.WriteLine();
+        output.WriteLine("width  heads  non-emb params  tokens/s   steps/s  achieved GFLOP/s  % of matmul ceiling");
+        foreach (int width in new[] { 64, 128, 256 })
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var model = new ProxyModelConfig { Width = width, Depth = 2, Heads = width / 32, ContextLength = seq };
+            var options = new ProxyTrainingOptions { Steps = steps, BatchSize = batch, SequenceLength = seq, LearningRate = 1e-3, LogEvery = 1_000_000, ValidationBatches = 1 };
+            ProxyTrainer.Train(model, options with { Steps = 5 }, corpus, device, cancellationToken: cancellationToken); // warm-up
+            var run = ProxyTrainer.Train(model, options, corpus, device, cancellationToken: cancellationToken);
+            // Kaplan et al. (2020): training FLOPs per token = 6 N + 6 n_layer n_ctx d_attn (attention scores and values).
+            double flopsPerToken = 6.0 * run.Parameters + 6.0 * model.Depth * seq * width;
+            double flops = flopsPerToken * run.TokensPerSecond;
+            output.WriteLine($"{width,5}  {model.Heads,5}  {run.Parameters,14:N0}  {run.TokensPerSecond,8:N0}  {run.TokensPerSecond / (batch * seq),8:F1}  {flops / 1e9,16:F2}  {100 * flops / ceiling,18:F1}%");
+        }
+
+        output.WriteLine();
+        // The notebook's LR sweep runs (full mode): width 64, 2 layers, batch 16 x 64, 300 steps.
+        var sweepModel = new ProxyModelConfig { Width = 64, Depth = 2, Heads = 4, ContextLength = 64 };
+        var sweepOptions = new ProxyTrainingOptions { Steps = 300, BatchSize = 16, SequenceLength = 64, LearningRate = 3e-3, LogEvery = 10, WarmupSteps = 0 };
+        var clock = Stopwatch.StartNew();
+        var sweepRun = ProxyTrainer.Train(sweepModel, sweepOptions, corpus, device, cancellationToken: cancellationToken);
+        output.WriteLine($"one notebook sweep run (width 64, 300 steps, batch 16 x 64, log every 10, validation included): {clock.Elapsed.TotalSeconds:F2} s, final loss {sweepRun.FinalLoss:F3}");
+
+        // Memory over a long run: working set sampled at every logged step.
+        using var process = Process.GetCurrentProcess();
+        process.Refresh();
+        long before = process.WorkingSet64;
+        var samples = new List<(int Step, long Bytes)>();
+        var memoryOptions = new ProxyTrainingOptions { Steps = longSteps, BatchSize = batch, SequenceLength = seq, LearningRate = 1e-3, LogEvery = Math.Max(1, longSteps / 10) };
+        clock.Restart();
+        ProxyTrainer.Train(sweepModel, memoryOptions, corpus, device, m => { process.Refresh(); samples.Add((m.Step, process.WorkingSet64)); }, cancellationToken);
+        process.Refresh();
+        output.WriteLine($"long run: {longSteps:N0} steps of width 64 in {clock.Elapsed.TotalSeconds:F1} s; working set before {before / 1048576.0:F0} MiB, " +
+                         $"samples {string.Join(", ", samples.Select(s => $"{s.Step}:{s.Bytes / 1048576.0:F0}"))} MiB; peak working set {process.PeakWorkingSet64 / 1048576.0:F0} MiB");
+        long firstLogged = samples.Count > 1 ? samples[1].Bytes : before;
+        output.WriteLine($"working-set growth from step {(samples.Count > 1 ? samples[1].Step : 0)} to the end: {(samples[^1].Bytes - firstLogged) / 1048576.0:F1} MiB");
+        return Task.FromResult(0);
+    }
+
+    /// <summary>LibTorch matmul FLOP/s for the shapes the models use and a square one; the best is the practical ceiling.</summary>
+    private static double MatmulCeiling(Device device, TextWriter output)
+    {
+        double best = 0;
+        foreach (var (m, k, n) in new[] { (2048L, 256L, 1024L), (2048L, 1024L, 256L), (1024L, 1024L, 1024L), (2048L, 2048L, 2048L) })
+        {
+            using var a = randn(m, k, device: device);
+            using var b = randn(k, n, device: device);
+            for (int i = 0; i < 3; i++) a.matmul(b).Dispose();
+            int repeats = (int)Math.Clamp(2e10 / (2.0 * m * k * n), 3, 200);
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < repeats; i++) a.matmul(b).Dispose();
+            if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize();
+            double flops = 2.0 * m * k * n * repeats / clock.Elapsed.TotalSeconds;
+            output.WriteLine($"libtorch matmul {m}x{k} @ {k}x{n}: {flops / 1e9:F2} GFLOP/s");
+            best = Math.Max(best, flops);
+        }
+        output.WriteLine($"practical ceiling (best of the above): {best / 1e9:F2} GFLOP/s");
+        return best;
+    }
+
+    private static string FindSharedData()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "..", "shared", "data");
+            if (File.Exists(Path.Combine(candidate, "tinyshakespeare.txt"))) return Path.GetFullPath(candidate);
+        }
+        return NotebookSession.DataDirectory;
+    }
+
+    private static int IntArg(string[] args, string name, int fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out int v) ? v : fallback;
+    }
+
+    private static string StringArg(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+}
