@@ -12,6 +12,7 @@ public static class CommandCatalog
     public static ImmutableArray<MagicCommand> All { get; } =
     [
         new HelpCommand(),
+        new Fitting.ScalingFitCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>

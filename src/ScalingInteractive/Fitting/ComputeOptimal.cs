@@ -147,7 +147,9 @@ public sealed record ComputeOptimalAllocation : IRichResult
     }
 
     /// <inheritdoc />
-    public string ToHtml()
+    public string ToHtml() => HtmlCache.Get(this, RenderHtml);
+
+    private string RenderHtml()
     {
         var html = HtmlText.Style + "<p>" + HtmlText.Encode(Summary) + "</p>" + HtmlText.Table(Header, TableRows(), "Compute-optimal allocation");
         if (Targets.Count > 0) html += HtmlText.Table(["target loss", "compute needed (FLOPs)"], TargetTableRows(), "Compute for a target loss");

@@ -236,7 +236,9 @@ public sealed record ScalingLawFit : IRichResult
         : [p.Name, HtmlText.Number(Estimates[p.Name], 6)])).ToList();
 
     /// <inheritdoc />
-    public string ToHtml()
+    public string ToHtml() => HtmlCache.Get(this, RenderHtml);
+
+    private string RenderHtml()
     {
         var sb = new StringBuilder(HtmlText.Style);
         sb.Append("<div class=\"si-fit\"><h4>").Append(HtmlText.Encode(Law.Title)).Append(": <code>").Append(HtmlText.Encode(Law.Formula)).Append("</code></h4>");
@@ -406,7 +408,7 @@ public sealed record HoldoutCheck : IRichResult
     public string ToText() => Summary;
 
     /// <inheritdoc />
-    public string ToHtml() => HtmlText.Style + "<p>" + HtmlText.Encode(Summary) + "</p>" + FitCharts.Holdout(this);
+    public string ToHtml() => HtmlCache.Get(this, () => HtmlText.Style + "<p>" + HtmlText.Encode(Summary) + "</p>" + FitCharts.Holdout(this));
 
     /// <inheritdoc />
     public string ToJson() => JsonSerializer.Serialize(new
@@ -445,6 +447,17 @@ public sealed record LawComparison(IReadOnlyList<ScalingLawFit> Fits) : IRichRes
     {
         law = f.Law.Name, parameters = f.Law.Parameters.Length, rSquared = Json.Finite(f.RSquared), rSquaredLog = Json.Finite(f.RSquaredLog), aic = f.Aic, bic = f.Bic,
     }), Json.Options);
+}
+
+/// <summary>
+/// Charts get fresh element ids on each render, so a result renders its HTML once and returns the same text after
+/// (keyed by instance: a copy made with <c>with</c> renders anew).
+/// </summary>
+internal static class HtmlCache
+{
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, string> Rendered = new();
+
+    public static string Get(object owner, Func<string> render) => Rendered.GetValue(owner, _ => render());
 }
 
 internal static class Stats

@@ -35,6 +35,7 @@ public class DisplayTests
     {
         yield return new CommandHelp(CommandCatalog.All);
         yield return new ProgressDisplay("work", 10, null);
+        foreach (var result in Fitting.FittingSamples.All()) yield return result;
     }
 
     [Fact]
