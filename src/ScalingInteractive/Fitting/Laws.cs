@@ -68,6 +68,7 @@ public sealed class ChinchillaLaw : ScalingLaw
     /// The whole objective in one pass over the points: log-sum-exp, residual, loss and the five gradient sums,
     /// four points at a time (AVX2), from precomputed log N and log D. No allocation.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // straight to optimised code: a cold notebook's first fit is the hot path
     private static double Fused<TLoss>(ReadOnlySpan<double> theta, PreparedData data, ReadOnlySpan<double> weights, double delta, Span<double> gradient)
         where TLoss : struct, ILossKernel
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MathNet.Numerics.LinearAlgebra;
 using MathNet.Numerics.Optimization;
 
@@ -65,6 +66,7 @@ internal sealed class LbfgsWorkspace
         _active = new bool[parameters];
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public OptimizationOutcome Minimize(FitProblem problem, Span<double> x, ReadOnlySpan<double> lower, ReadOnlySpan<double> upper, OptimizerSettings settings)
     {
         int p = _p;
@@ -185,6 +187,7 @@ internal sealed class LbfgsWorkspace
 
     private static bool StallIsRounding(double f) => f == 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private double Expand(FitProblem problem, ReadOnlySpan<double> x, ReadOnlySpan<double> lower, ReadOnlySpan<double> upper,
         double f, double slope, double step, double fNew, ref int evaluations)
     {

@@ -263,3 +263,27 @@ public class EngineTests
         Assert.True(worst < 0.01, $"worst relative error on the WSD curve {worst}");
     }
 }
+
+public class HyperparameterOptimaTests
+{
+    [Fact]
+    public void Step_law_exponents_are_recovered_from_a_noise_free_grid_of_runs()
+    {
+        // Loss is an exact parabola in log lr and log batch around the optimum, so the vertex refinement is exact.
+        var runs = new List<HyperparameterRun>();
+        foreach (double n in new[] { 1e8, 3e8, 1e9 })
+            foreach (double d in new[] { 1e10, 3e10, 1e11 })
+            {
+                double lrOpt = 1.79 * Math.Pow(n, -0.713) * Math.Pow(d, 0.307), bOpt = 0.58 * Math.Pow(d, 0.571);
+                foreach (double lr in ComputeOptimal.LogSpaced(1e-4, 3e-2, 11))
+                    foreach (double b in ComputeOptimal.LogSpaced(3e4, 1e7, 7))
+                        runs.Add(new HyperparameterRun(n, d, lr, b, 2 + 0.05 * Math.Pow(Math.Log(lr / lrOpt), 2) + 0.02 * Math.Pow(Math.Log(b / bOpt), 2)));
+            }
+        var (lrFit, batchFit) = HyperparameterOptima.Fit(runs);
+        Assert.Equal(-0.713, lrFit["a"], 1e-6);
+        Assert.Equal(0.307, lrFit["b"], 1e-6);
+        Assert.Equal(1.79, lrFit["c"], 1e-5);
+        Assert.Equal(0.571, batchFit["e"], 1e-6);
+        Assert.Throws<ArgumentException>(() => HyperparameterOptima.Fit([new HyperparameterRun(1, 1, 1, 1, double.NaN)]));
+    }
+}
