@@ -14,6 +14,7 @@ public static class CommandCatalog
         new HelpCommand(),
         new Proxies.ProxyTrainCommand(),
         new Proxies.ProxySweepCommand(),
+        new Fitting.ScalingFitCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>

@@ -37,6 +37,7 @@ public class DisplayTests
         yield return new ProgressDisplay("work", 10, null);
         yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Run();
         yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Sweep();
+        foreach (var result in Fitting.FittingSamples.All()) yield return result;
     }
 
     [Fact]

@@ -1,0 +1,132 @@
+using System.Collections;
+using System.Collections.Immutable;
+using System.Text.Json;
+using Microsoft.Data.Analysis;
+using ScalingInteractive.Commands;
+using ScalingInteractive.Runs;
+
+namespace ScalingInteractive.Fitting;
+
+/// <summary>
+/// <c>#!scaling-fit</c>: fits a law of the catalogue to data held in a C# variable (FitData, DataFrame, RunStore,
+/// a dictionary of columns, or a sequence of records) or a CSV file, with optional bootstrap and held-out points,
+/// shows the result and stores it in a C# variable.
+/// </summary>
+public sealed class ScalingFitCommand : MagicCommand
+{
+    /// <inheritdoc />
+    public override string Name => "#!scaling-fit";
+
+    /// <inheritdoc />
+    public override string Description =>
+        "Fits a scaling law (Huber loss on log values, multi-start L-BFGS, bootstrap CIs, held-out check) to data in a C# variable or a CSV file.";
+
+    /// <inheritdoc />
+    public override ImmutableArray<CommandParameter> Parameters { get; } =
+    [
+        new("--law", typeof(string), "Law to fit.") { Required = true, AllowImplicitName = true, AllowedValues = ScalingLaws.Names },
+        new("--data", typeof(string), "A C# variable (FitData, DataFrame, RunStore, Dictionary<string,double[]>, records) or a CSV file path.") { Required = true },
+        new("--x", typeof(string), "Input columns in the law's order: a JSON list [\"N\",\"D\"] or N,D (default: the law's input names)."),
+        new("--y", typeof(string), "Observed column (default: loss).") { Default = "loss" },
+        new("--bootstrap", typeof(int), "Bootstrap resamples (0: none).") { Default = 1000, Minimum = 0, Maximum = 1_000_000 },
+        new("--holdout", typeof(string), "Hold out the points matching a filter such as N>1e9 and report the extrapolation error on them."),
+        new("--loss", typeof(string), "Loss on log residuals.") { Default = "huber", AllowedValues = ["huber", "squared", "cauchy"] },
+        new("--delta", typeof(double), "Scale of the Huber or Cauchy loss.") { Default = 1e-3, Minimum = 1e-12 },
+        new("--seed", typeof(int), "Bootstrap seed.") { Default = 0 },
+        new("--level", typeof(double), "Confidence level of the intervals.") { Default = 0.95, Minimum = 0.5, Maximum = 0.999 },
+        new("--optimizer", typeof(string), "L-BFGS implementation.") { Default = "lbfgs", AllowedValues = ["lbfgs", "mathnet"] },
+        new("--name", typeof(string), "C# variable that receives the ScalingLawFit."),
+    ];
+
+    /// <inheritdoc />
+    public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
+    {
+        var law = ScalingLaws.Get(arguments.Get<string>("--law"));
+        string dataSource = arguments.Get<string>("--data");
+        var x = ParseColumns(arguments.Get<string>("--x")) ?? [.. law.Inputs.Select(i => i.Name)];
+        string y = arguments.Get<string>("--y") ?? "loss";
+        var data = Load(dataSource, x, y, host);
+        var options = new FitOptions
+        {
+            Loss = Enum.Parse<LossKind>(arguments.Get<string>("--loss"), ignoreCase: true),
+            Delta = arguments.Get<double>("--delta"),
+            Optimizer = string.Equals(arguments.Get<string>("--optimizer"), "mathnet", StringComparison.OrdinalIgnoreCase) ? OptimizerKind.MathNet : OptimizerKind.Lbfgs,
+            CancellationToken = host.CancellationToken,
+        };
+        var gridProgress = host.CreateProgress($"#!scaling-fit {law.Name}: start grid", law.StartGridSize);
+        options = options with { Progress = new SinkProgress(gridProgress, "starts") };
+        string? holdout = arguments.Get<string>("--holdout");
+        var fit = await Task.Run(() =>
+        {
+            if (holdout is null) return ScalingFit.Fit(law, data, options);
+            var filter = PointFilter.Parse(holdout, data.XNames.Append(data.YName).ToArray()).Matches(data);
+            return ScalingFit.Extrapolate(law, data, point => !filter(point), options, "not " + holdout);
+        }, host.CancellationToken);
+        gridProgress.Complete($"{fit.StartsConverged} of {fit.StartsTried} starts converged to {fit.DistinctOptima} distinct optima");
+        int resamples = arguments.Get<int>("--bootstrap");
+        if (resamples > 0)
+        {
+            var bootProgress = host.CreateProgress($"#!scaling-fit {law.Name}: bootstrap", resamples);
+            var bootOptions = new BootstrapOptions
+            {
+                Resamples = resamples, Seed = arguments.Get<int>("--seed"), Level = arguments.Get<double>("--level"),
+                CancellationToken = host.CancellationToken, Progress = new SinkProgress(bootProgress, "resamples"),
+            };
+            var withBootstrap = await Task.Run(() => ScalingFit.Bootstrap(fit, bootOptions), host.CancellationToken);
+            fit = withBootstrap;
+            bootProgress.Complete($"{fit.Bootstrap!.Converged} of {resamples} resamples converged");
+        }
+        host.Display(fit);
+        if (arguments.Get<string>("--name") is { Length: > 0 } name) await host.SetVariableAsync(name, fit, typeof(ScalingLawFit));
+    }
+
+    /// <summary>Reads <c>["N","D"]</c> or <c>N,D</c>.</summary>
+    internal static string[]? ParseColumns(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        text = text.Trim();
+        if (text.StartsWith('['))
+        {
+            try
+            {
+                return JsonSerializer.Deserialize<string[]>(text) ?? throw new CommandException("--x: the JSON list is empty.");
+            }
+            catch (JsonException)
+            {
+                throw new CommandException($"--x: '{text}' is not a JSON list of column names; write [\"N\",\"D\"] or N,D.");
+            }
+        }
+        return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
+    /// <summary>Finds the data: a C# variable by name, else a CSV file.</summary>
+    internal static FitData Load(string source, IReadOnlyList<string> x, string y, ICommandHost host)
+    {
+        if (host.TryGetVariable(source, out object? value) && value is not null)
+        {
+            return value switch
+            {
+                FitData data => data,
+                DataFrame frame => FitData.FromDataFrame(frame, x, y),
+                RunStore store => FitData.FromRunStore(store, x, y),
+                IReadOnlyDictionary<string, double[]> columns => FitData.FromColumns(columns, x, y),
+                IDictionary<string, double[]> columns => FitData.FromColumns(columns.ToDictionary(), x, y),
+                string path => FitData.FromCsv(path, x, y),
+                IEnumerable records => FitData.FromObjects(records, x, y),
+                _ => throw new CommandException($"--data: variable '{source}' is a {value.GetType().Name}; use FitData, a DataFrame, a RunStore, a Dictionary<string, double[]>, a list of records, or a CSV path."),
+            };
+        }
+        if (File.Exists(source)) return FitData.FromCsv(source, x, y);
+        throw new CommandException($"--data: '{source}' is neither a C# variable nor an existing CSV file.");
+    }
+
+    /// <summary>Forwards progress from worker threads to a sink (serialised).</summary>
+    private sealed class SinkProgress(IProgressSink sink, string unit) : IProgress<int>
+    {
+        private readonly object _gate = new();
+        public void Report(int value)
+        {
+            lock (_gate) sink.Report(value, $"{value} {unit} done");
+        }
+    }
+}
