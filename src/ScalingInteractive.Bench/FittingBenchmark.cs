@@ -43,7 +43,7 @@ public sealed class FittingBenchmark : IBenchmark
         var data = ChinchillaShaped();
         var law = ScalingLaws.Chinchilla;
         output.WriteLine($"data: {data.Count} points, N {data.X[0].Min():G3}..{data.X[0].Max():G3}, D {data.X[1].Min():G3}..{data.X[1].Max():G3}, " +
-                         $"loss {data.Y.Min():F2}..{data.Y.Max():F2}; {Environment.ProcessorCount} cores; Vector256 accelerated: {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
+                         $"loss {data.Y.Min():F2}..{data.Y.Max():F2}; {Environment.ProcessorCount} cores; vector width used: {(ChinchillaLaw.UseVector512 ? 512 : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? 256 : 64)} bits");
 
         if (args.Contains("--diagnose")) return Task.FromResult(Diagnose(law, data, output));
 
