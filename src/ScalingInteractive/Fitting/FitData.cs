@@ -132,7 +132,7 @@ public sealed class FitData
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"CSV file '{path}' does not exist.", path);
         using var reader = new StreamReader(path);
-        string? header = reader.ReadLine();
+        string? header = ReadLine(reader, path, 1);
         if (header is null) throw new InvalidDataException($"CSV file '{path}' is empty; it needs a header row naming the columns.");
         var headers = SplitCsv(header).Select(h => h.Trim()).ToArray();
         int Index(string name)
@@ -143,7 +143,7 @@ public sealed class FitData
         var indices = x.Append(y).Select(Index).ToArray();
         var columns = indices.Select(_ => new List<double>()).ToArray();
         int lineNumber = 1;
-        for (string? line = reader.ReadLine(); line is not null; line = reader.ReadLine())
+        for (string? line = ReadLine(reader, path, 2); line is not null; line = ReadLine(reader, path, lineNumber + 2))
         {
             lineNumber++;
             if (line.Trim().Length == 0) continue;
@@ -289,6 +289,23 @@ public sealed class FitData
     }
 
     private static string Cut(string? text) => text is null ? "" : text.Length > 40 ? text[..40] + "..." : text;
+
+    /// <summary>Longest CSV line accepted: a hostile or binary file cannot make the reader allocate without bound.</summary>
+    internal const int MaxLineLength = 1 << 20;
+
+    private static string? ReadLine(StreamReader reader, string path, int lineNumber)
+    {
+        var line = new StringBuilder();
+        int c;
+        while ((c = reader.Read()) >= 0)
+        {
+            if (c == '\n') return line.ToString().TrimEnd('\r');
+            if (line.Length >= MaxLineLength)
+                throw new InvalidDataException($"CSV file '{path}', line {lineNumber}: longer than {MaxLineLength} characters; this does not look like a CSV table of runs.");
+            line.Append((char)c);
+        }
+        return line.Length > 0 ? line.ToString().TrimEnd('\r') : null;
+    }
 
     private static List<string> SplitCsv(string line)
     {

@@ -358,6 +358,14 @@ public sealed record BootstrapSummary : IRichResult
         return Encoding.UTF8.GetString(stream.ToArray());
     }
 
+    /// <summary>The resampled parameter values as CSV, one row per converged resample.</summary>
+    public string ToCsv()
+    {
+        var sb = new StringBuilder(string.Join(",", Names) + "\n");
+        foreach (var sample in Samples) sb.AppendJoin(",", sample.Select(v => v.ToString("R", CultureInfo.InvariantCulture))).Append('\n');
+        return sb.ToString();
+    }
+
     private List<IReadOnlyList<string>> Rows() => Names.Select((n, j) => (IReadOnlyList<string>)
         [n, HtmlText.Number(StandardErrors[j], 3), HtmlText.Number(Lower[j], 5), HtmlText.Number(Upper[j], 5)]).ToList();
 

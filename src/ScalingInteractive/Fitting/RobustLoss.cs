@@ -54,6 +54,7 @@ internal interface ILossKernel
 {
     static abstract double Scalar(double r, double delta, out double derivative);
     static abstract Vector256<double> Vector(Vector256<double> r, Vector256<double> delta, out Vector256<double> derivative);
+    static abstract Vector512<double> Vector(Vector512<double> r, Vector512<double> delta, out Vector512<double> derivative);
 }
 
 internal struct HuberKernel : ILossKernel
@@ -75,6 +76,16 @@ internal struct HuberKernel : ILossKernel
         var outer = delta * (a - Vector256.Create(0.5) * delta);
         return Vector256.ConditionalSelect(Vector256.LessThanOrEqual(a, delta), inner, outer);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<double> Vector(Vector512<double> r, Vector512<double> delta, out Vector512<double> derivative)
+    {
+        var a = Vector512.Abs(r);
+        derivative = Vector512.Min(Vector512.Max(r, -delta), delta);
+        var inner = Vector512.Create(0.5) * r * r;
+        var outer = delta * (a - Vector512.Create(0.5) * delta);
+        return Vector512.ConditionalSelect(Vector512.LessThanOrEqual(a, delta), inner, outer);
+    }
 }
 
 internal struct SquaredKernel : ILossKernel
@@ -91,6 +102,13 @@ internal struct SquaredKernel : ILossKernel
     {
         derivative = r;
         return Vector256.Create(0.5) * r * r;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<double> Vector(Vector512<double> r, Vector512<double> delta, out Vector512<double> derivative)
+    {
+        derivative = r;
+        return Vector512.Create(0.5) * r * r;
     }
 }
 
@@ -112,5 +130,14 @@ internal struct CauchyKernel : ILossKernel
         var s = one + q * q;
         derivative = r / s;
         return Vector256.Create(0.5) * delta * delta * Vector256.Log(s);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<double> Vector(Vector512<double> r, Vector512<double> delta, out Vector512<double> derivative)
+    {
+        var q = r / delta;
+        var s = Vector512.Create(1.0) + q * q;
+        derivative = r / s;
+        return Vector512.Create(0.5) * delta * delta * Vector512.Log(s);
     }
 }

@@ -84,6 +84,9 @@ public class DataAndInputTests : IDisposable
         File.WriteAllText(csv, "N,loss\n1,abc\n");
         Assert.Contains("'abc' is not a number", Assert.Throws<InvalidDataException>(() => FitData.FromCsv(csv, ["N"], "loss")).Message);
         Assert.Throws<FileNotFoundException>(() => FitData.FromCsv(Path.Combine(_folder, "missing.csv"), ["N"], "loss"));
+        // A hostile header (one endless line) is refused without reading it all.
+        File.WriteAllText(csv, new string('x', 3 << 20));
+        Assert.Contains("longer than", Assert.Throws<InvalidDataException>(() => FitData.FromCsv(csv, ["N"], "loss")).Message);
         // Bounds that exclude the start grid.
         var message = Assert.Throws<ArgumentException>(() => ScalingLaws.Custom("bad", "y = a x", ["x"], [ParameterSpec.Bounded("a", 0, 1, 0.5, 2)], (p, v) => p[0] * v[0])).Message;
         Assert.Contains("exclude start value 2", message);
@@ -119,6 +122,7 @@ public class DataAndInputTests : IDisposable
             Assert.True(p.GetProperty("ciLower").GetDouble() <= p.GetProperty("ciUpper").GetDouble());
         }
         Assert.StartsWith("parameter,estimate,standard_error,ci_lower,ci_upper\nE,", fit.ToCsv());
+        Assert.Equal(41, fit.Bootstrap!.ToCsv().Trim().Split('\n').Length);
         Assert.Equal(data.Count + 1, fit.PointsToCsv().Trim().Split('\n').Length);
         string html = fit.ToHtml();
         Assert.Contains("E + A / N^alpha + B / D^beta", html);

@@ -235,6 +235,16 @@ public class EngineTests
     }
 
     [Fact]
+    public void MathNet_bounded_path_fits_a_bounded_law()
+    {
+        var (law, truth, data, _) = NoiseFree("kaplan");
+        var start = new[] { law.ToInternal([1e14, 5e13, 0.08, 0.1]) };
+        var fit = ScalingFit.Fit(law, data, Small with { Starts = start, Optimizer = OptimizerKind.MathNet });
+        Assert.Equal(truth[2], fit["alphaN"], 1e-4);
+        Assert.Equal(truth[3], fit["alphaD"], 1e-4);
+    }
+
+    [Fact]
     public void Law7_predicts_a_wsd_curve_from_constant_and_cosine_curves()
     {
         double[] truth = [2.0, 1.5, 0.5, 0.4];
