@@ -44,12 +44,17 @@ public sealed class ProxiesBenchmark : IBenchmark
         }
 
         output.WriteLine();
-        // The notebook's LR sweep runs (full mode): width 64, 2 layers, batch 16 x 64, 300 steps.
+        // One run of notebook 02's LR sweeps: full mode (width 64 of 32/64/128, 400 steps, batch 16 x 64) and quick mode.
         var sweepModel = new ProxyModelConfig { Width = 64, Depth = 2, Heads = 4, ContextLength = 64 };
-        var sweepOptions = new ProxyTrainingOptions { Steps = 300, BatchSize = 16, SequenceLength = 64, LearningRate = 3e-3, LogEvery = 10, WarmupSteps = 0 };
+        var sweepOptions = new ProxyTrainingOptions { Steps = 400, BatchSize = 16, SequenceLength = 64, LearningRate = 1e-2, LogEvery = 20, ValidationBatches = 8 };
+        var quickModel = new ProxyModelConfig { Width = 32, Depth = 2, Heads = 4, ContextLength = 32 };
+        var quickOptions = new ProxyTrainingOptions { Steps = 25, BatchSize = 8, SequenceLength = 32, LearningRate = 3e-2, LogEvery = 5, ValidationBatches = 2 };
         var clock = Stopwatch.StartNew();
         var sweepRun = ProxyTrainer.Train(sweepModel, sweepOptions, corpus, device, cancellationToken: cancellationToken);
-        output.WriteLine($"one notebook sweep run (width 64, 300 steps, batch 16 x 64, log every 10, validation included): {clock.Elapsed.TotalSeconds:F2} s, final loss {sweepRun.FinalLoss:F3}");
+        output.WriteLine($"notebook full-mode sweep run (width 64, 400 steps, batch 16 x 64, validation included): {clock.Elapsed.TotalSeconds:F2} s, final loss {sweepRun.FinalLoss:F3}");
+        clock.Restart();
+        ProxyTrainer.Train(quickModel, quickOptions, corpus, device, cancellationToken: cancellationToken);
+        output.WriteLine($"notebook quick-mode sweep run (width 32, 25 steps, batch 8 x 32, validation included): {clock.Elapsed.TotalSeconds:F2} s");
 
         // Memory over a long run: working set sampled at every logged step.
         using var process = Process.GetCurrentProcess();

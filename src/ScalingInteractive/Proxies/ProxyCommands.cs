@@ -23,6 +23,7 @@ internal static class ProxyCommandOptions
         new("--seq-len", typeof(int), "Tokens per sequence.") { Default = 64, Minimum = 2 },
         new("--log-every", typeof(int), "Record metrics every this many steps.") { Default = 10, Minimum = 1 },
         new("--device", typeof(string), "Device: auto (CUDA when available), cpu, cuda or cuda:N.") { Default = "auto" },
+        new("--threads", typeof(int), "LibTorch CPU threads for the process (0 keeps LibTorch's choice; 1 is fastest for tiny models on a busy machine).") { Default = 0, Minimum = 0 },
         new("--data", typeof(string), "Corpus: 'synthetic' (built-in grammar, no download) or the path of a UTF-8 text file (a bare file name is also looked up in the notebook data folder).") { Default = "synthetic" },
     ];
 
@@ -68,6 +69,13 @@ internal static class ProxyCommandOptions
         _ => throw new CommandException($"--schedule '{name}' is not known; use cosine, constant, wsd or linear."),
     };
 
+    /// <summary>Applies --threads (process-wide LibTorch setting) when given.</summary>
+    public static void ApplyThreads(CommandArguments a)
+    {
+        int threads = a.Get<int>("--threads");
+        if (threads > 0) TorchSharp.torch.set_num_threads(threads);
+    }
+
     public static TextCorpus Corpus(string? data)
     {
         string source = string.IsNullOrWhiteSpace(data) ? "synthetic" : data.Trim();
@@ -107,6 +115,7 @@ public sealed class ProxyTrainCommand : MagicCommand
         var training = ProxyCommandOptions.Training(arguments, lr, arguments.Get<int>("--seed"));
         var corpus = ProxyCommandOptions.Corpus(arguments.Get<string>("--data"));
         var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
+        ProxyCommandOptions.ApplyThreads(arguments);
         var progress = host.CreateProgress($"#!proxy-train width {model.Width}, lr {lr:G3}", training.Steps);
         var result = await Task.Run(() => ProxyTrainer.Train(model, training, corpus, device,
             m => progress.Report(m.Step, $"step {m.Step}/{training.Steps}, loss {m.Loss:F3}, max attention logit {m.MaxAttentionLogit.Max():G3}"),
@@ -154,6 +163,7 @@ public sealed class ProxySweepCommand : MagicCommand
         var runs = spec.Runs();
         var corpus = ProxyCommandOptions.Corpus(arguments.Get<string>("--data"));
         var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
+        ProxyCommandOptions.ApplyThreads(arguments);
         string name = arguments.Get<string>("--name") ?? "proxySweep";
         string storePath = arguments.Get<string>("--store") ?? Path.Combine(Path.GetTempPath(), "scaling-interactive", name + ".jsonl");
         var store = ProxySweep.OpenStore(storePath, corpus, name);

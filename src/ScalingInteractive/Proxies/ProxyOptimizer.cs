@@ -68,8 +68,8 @@ public sealed class ProxyOptimizer : IDisposable
             if (g is null) continue;
             e.M.mul_(b1).add_(g, alpha: 1 - b1);
             e.V.mul_(b2).addcmul_(g, g, value: 1 - b2);
-            using var denominator = (e.V / bias2).sqrt_().add_(_options.Epsilon);
-            using var u = (e.M / bias1).div_(denominator);
+            // u = (m/bias1) / (sqrt(v/bias2) + eps), applied with one fused addcdiv (one temporary per parameter).
+            using var denominator = e.V.sqrt().div_(Math.Sqrt(bias2)).add_(_options.Epsilon);
             double lr = learningRate * e.Scale;
             Tensor? before = measureUpdate ? e.Parameter.detach().clone() : null;
             if (e.Decay && _options.WeightDecay > 0)
@@ -77,7 +77,7 @@ public sealed class ProxyOptimizer : IDisposable
                 double decay = _options.WeightDecayMode == WeightDecayMode.Coupled ? lr * _options.WeightDecay : scheduleFactor * _options.WeightDecay;
                 e.Parameter.mul_(1 - decay);
             }
-            e.Parameter.add_(u, alpha: -lr);
+            e.Parameter.addcdiv_(e.M, denominator, value: -lr / bias1);
             if (before is not null)
             {
                 squares!.Add((e.Parameter - before).pow_(2).sum());

@@ -60,8 +60,9 @@ public sealed class ProxyRunResult : IRichResult
     /// <summary>Training throughput.</summary>
     public double TokensPerSecond { get; init; }
 
-    /// <summary>Largest max-attention-logit over layers and logged steps.</summary>
-    public double PeakAttentionLogit => Metrics.Count == 0 ? double.NaN : Metrics.Max(m => m.MaxAttentionLogit.DefaultIfEmpty(double.NaN).Max());
+    /// <summary>Largest max-attention-logit over layers and logged steps (NaN entries of a diverging run are skipped).</summary>
+    public double PeakAttentionLogit =>
+        Metrics.SelectMany(m => m.MaxAttentionLogit).Where(v => !double.IsNaN(v)).DefaultIfEmpty(double.NaN).Max();
 
     /// <summary>
     /// A run-store record with plain fields the fitting API reads by name: <c>parameters</c>, <c>tokens</c>,

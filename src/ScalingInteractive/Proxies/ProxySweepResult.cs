@@ -146,8 +146,8 @@ public sealed class ProxySweepResult : IRichResult
         var chosen = ChosenRuns();
         if (chosen.Count > 0)
         {
-            sb.Append(Charts.Lines(new ChartOptions("Max attention logit over training (largest width, lowest and highest LR)", "step", "max attention logit"),
-                chosen.Select(r => new Series(Label(r), r.CurveStep, r.CurveMaxAttentionLogit))).ToHtml(340));
+            sb.Append(Charts.Lines(new ChartOptions("Max attention logit over training (largest width, lowest and highest LR)", "step", "max attention logit", LogY: true),
+                chosen.Select(r => new Series(Label(r), r.CurveStep, r.CurveMaxAttentionLogit.Select(v => double.IsNaN(v) ? v : Math.Max(v, 1e-3)).ToList()))).ToHtml(340));
             sb.Append(Charts.Lines(new ChartOptions("Mean log Z over training", "step", "mean log Z"),
                 chosen.Select(r => new Series(Label(r), r.CurveStep, r.CurveMeanLogZ))).ToHtml(340));
         }

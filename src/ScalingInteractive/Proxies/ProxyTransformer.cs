@@ -19,7 +19,7 @@ public sealed class ProxyTransformer : nn.Module<Tensor, Tensor>
     private readonly Embedding pos_emb;
     private readonly ModuleList<ProxyBlock> blocks;
     private readonly LayerNorm ln_f;
-    private readonly Linear head;
+    private nn.Module<Tensor, Tensor> head;
 #pragma warning restore IDE1006
     private readonly double _outputMultiplier;
 
@@ -108,6 +108,45 @@ public sealed class ProxyTransformer : nn.Module<Tensor, Tensor>
         return nn.functional.cross_entropy(logits.reshape(-1, v), targets.reshape(-1));
     }
 
+    /// <summary>
+    /// Replaces the <see cref="Linear"/> projections whose name (<c>blocks.{i}.attn.qkv</c>, <c>blocks.{i}.attn.proj</c>,
+    /// <c>blocks.{i}.mlp.fc</c>, <c>blocks.{i}.mlp.proj</c>, <c>head</c>) satisfies <paramref name="match"/> by
+    /// <paramref name="wrap"/>(name, linear), which forward then uses: how adapters such as LoRA attach. A wrapper that
+    /// keeps the original as a child keeps its parameters under the same prefix (e.g. <c>blocks.0.attn.qkv.base.weight</c>).
+    /// Returns the names replaced; projections already replaced (not a Linear any more) are skipped.
+    /// </summary>
+    public IReadOnlyList<string> ReplaceLinears(Func<string, bool> match, Func<string, Linear, nn.Module<Tensor, Tensor>> wrap)
+    {
+        ArgumentNullException.ThrowIfNull(match);
+        ArgumentNullException.ThrowIfNull(wrap);
+        var replaced = new List<string>();
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            var block = blocks[i];
+            foreach (var (child, module) in block.Attention.Projections().ToList())
+                if (module is Linear linear && match($"blocks.{i}.attn.{child}"))
+                {
+                    block.Attention.Replace(child, wrap($"blocks.{i}.attn.{child}", linear));
+                    replaced.Add($"blocks.{i}.attn.{child}");
+                }
+            foreach (var (child, module) in block.Mlp.Projections().ToList())
+                if (module is Linear linear && match($"blocks.{i}.mlp.{child}"))
+                {
+                    block.Mlp.Replace(child, wrap($"blocks.{i}.mlp.{child}", linear));
+                    replaced.Add($"blocks.{i}.mlp.{child}");
+                }
+        }
+        if (head is Linear headLinear && match("head"))
+        {
+            var wrapped = wrap("head", headLinear);
+            register_module("head", null!);
+            register_module("head", wrapped);
+            head = wrapped;
+            replaced.Add("head");
+        }
+        return replaced;
+    }
+
     /// <summary>True for the token and position embedding tables.</summary>
     public static bool IsEmbedding(string parameterName) =>
         parameterName.StartsWith("tok_emb.", StringComparison.Ordinal) || parameterName.StartsWith("pos_emb.", StringComparison.Ordinal);
@@ -190,8 +229,8 @@ public sealed class ProxyBlock : nn.Module<Tensor, Tensor>
 public sealed class ProxyAttention : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006
-    private readonly Linear qkv;
-    private readonly Linear proj;
+    private nn.Module<Tensor, Tensor> qkv;
+    private nn.Module<Tensor, Tensor> proj;
     private readonly LayerNorm? q_ln;
     private readonly LayerNorm? k_ln;
 #pragma warning restore IDE1006
@@ -217,6 +256,17 @@ public sealed class ProxyAttention : nn.Module<Tensor, Tensor>
         _scale = config.MupBaseWidth is null ? 1.0 / Math.Sqrt(_headDim) : 1.0 / _headDim;
         _queryFactor = _scale * Math.Sqrt(_headDim); // SDPA applies 1/sqrt(d_head) itself
         RegisterComponents();
+    }
+
+    /// <summary>The projections by child name (<c>qkv</c>, <c>proj</c>).</summary>
+    internal IEnumerable<(string Name, nn.Module<Tensor, Tensor> Module)> Projections() => [("qkv", qkv), ("proj", proj)];
+
+    /// <summary>Swaps a projection (used by <see cref="ProxyTransformer.ReplaceLinears"/>).</summary>
+    internal void Replace(string child, nn.Module<Tensor, Tensor> module)
+    {
+        register_module(child, null!); // TorchSharp removes a child registered under a null module
+        register_module(child, module);
+        if (child == "qkv") qkv = module; else if (child == "proj") proj = module; else throw new ArgumentException($"ProxyAttention has no projection '{child}'.", nameof(child));
     }
 
     /// <summary>The factor applied to q·k before the softmax.</summary>
@@ -260,9 +310,20 @@ public sealed class ProxyAttention : nn.Module<Tensor, Tensor>
 public sealed class ProxyMlp : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006
-    private readonly Linear fc;
-    private readonly Linear proj;
+    private nn.Module<Tensor, Tensor> fc;
+    private nn.Module<Tensor, Tensor> proj;
 #pragma warning restore IDE1006
+
+    /// <summary>The projections by child name (<c>fc</c>, <c>proj</c>).</summary>
+    internal IEnumerable<(string Name, nn.Module<Tensor, Tensor> Module)> Projections() => [("fc", fc), ("proj", proj)];
+
+    /// <summary>Swaps a projection (used by <see cref="ProxyTransformer.ReplaceLinears"/>).</summary>
+    internal void Replace(string child, nn.Module<Tensor, Tensor> module)
+    {
+        register_module(child, null!); // TorchSharp removes a child registered under a null module
+        register_module(child, module);
+        if (child == "fc") fc = module; else if (child == "proj") proj = module; else throw new ArgumentException($"ProxyMlp has no projection '{child}'.", nameof(child));
+    }
 
     /// <summary>Builds the MLP for <paramref name="config"/>.</summary>
     public ProxyMlp(ProxyModelConfig config) : base("ProxyMlp")

@@ -162,4 +162,40 @@ public class ProxyModelTests
         Assert.Equal(best, captured, 4);
         Assert.Single(model.LastActivationRms);
     }
+
+    /// <summary>A wrapper that keeps the original projection as child <c>base</c> and adds a scaled copy of its output.</summary>
+    private sealed class Doubling : nn.Module<Tensor, Tensor>
+    {
+#pragma warning disable IDE1006
+        private readonly TorchSharp.Modules.Linear @base;
+#pragma warning restore IDE1006
+        public Doubling(TorchSharp.Modules.Linear inner) : base("Doubling") { @base = inner; RegisterComponents(); }
+        public override Tensor forward(Tensor x) => @base.forward(x) * 2;
+    }
+
+    [Fact]
+    public void ReplaceLinearsWrapsProjectionsByNameAndForwardUsesThem()
+    {
+        var config = new ProxyModelConfig { Width = 16, Depth = 2, Heads = 2, ContextLength = 8 };
+        using var model = new ProxyTransformer(config, CPU, 4);
+        using var tokens = tensor(new long[] { 3, 1, 4, 1, 5, 9, 2, 6 }, [1, 8]);
+        using var _ = no_grad();
+        using var before = model.forward(tokens);
+        long count = model.ParameterCount(true);
+        var replaced = model.ReplaceLinears(name => name == "head" || name.EndsWith("attn.qkv", StringComparison.Ordinal), (_, linear) => new Doubling(linear));
+        Assert.Equal(["blocks.0.attn.qkv", "blocks.1.attn.qkv", "head"], replaced);
+        var names = model.named_parameters().Select(p => p.name).ToList();
+        Assert.Contains("blocks.0.attn.qkv.base.weight", names);
+        Assert.Contains("head.base.weight", names);
+        Assert.DoesNotContain("blocks.0.attn.qkv.weight", names);
+        Assert.Equal(count, model.ParameterCount(true));
+        using var after = model.forward(tokens);
+        Assert.False(after.allclose(before, rtol: 1e-3, atol: 1e-5));
+        Assert.DoesNotContain("head", model.ReplaceLinears(_ => true, (_, l) => new Doubling(l))); // already wrapped
+        // Closed form: doubling only the bias-free head doubles every logit.
+        using var fresh = new ProxyTransformer(config, CPU, 4);
+        fresh.ReplaceLinears(name => name == "head", (_, linear) => new Doubling(linear));
+        using var doubled = fresh.forward(tokens);
+        Assert.True(doubled.allclose(before * 2, rtol: 1e-5, atol: 1e-6));
+    }
 }

@@ -155,4 +155,15 @@ public class ProxyTrainerTests
         using var cts = new CancellationTokenSource();
         Assert.Throws<OperationCanceledException>(() => ProxyTrainer.Train(Tiny, Short, Shakespeare.Value, CPU, m => { if (m.Step >= 10) cts.Cancel(); }, cts.Token));
     }
+
+    [Fact]
+    public void ValidationRunsAtInitialisationChosenStepsAndTheEnd()
+    {
+        var run = ProxyTrainer.Train(Tiny, Short with { ValidationSteps = [20] }, TextCorpus.Synthetic(50_000, seed: 2), CPU);
+        Assert.Equal([0, 20, 40], run.Validation.Select(v => v.Step));
+        Assert.Equal(run.FinalLoss, run.Validation[^1].Loss);
+        // The synthetic grammar is learnable: 40 steps already cut the loss well below uniform.
+        Assert.True(run.Validation[^1].Loss < run.Validation[0].Loss - 1.0, $"{run.Validation[0].Loss} -> {run.Validation[^1].Loss}");
+        Assert.Contains("ValidationSteps must lie in [1, 40]", Assert.Throws<ArgumentException>(() => (Short with { ValidationSteps = [99] }).Validate()).Message);
+    }
 }
