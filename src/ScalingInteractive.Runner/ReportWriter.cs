@@ -78,7 +78,20 @@ public static class ReportWriter
         return path;
     }
 
-    private static string RenderOutput(DisplayedOutput output) => output.Value switch
+    private static string RenderOutput(DisplayedOutput output)
+    {
+        try
+        {
+            return RenderOutputUnchecked(output);
+        }
+        catch (Exception e)
+        {
+            // A formatter that throws must not lose the rest of the report.
+            return "<pre class=\"si-error\">" + HtmlText.Encode($"Could not format a {output.Value?.GetType().Name ?? "value"}: {e.GetType().Name}: {e.Message}") + "</pre>";
+        }
+    }
+
+    private static string RenderOutputUnchecked(DisplayedOutput output) => output.Value switch
     {
         null => "<pre>null</pre>",
         string s when output.MimeType == "text/html" => s,

@@ -112,7 +112,11 @@ public sealed record ScalingLawFit : IRichResult
         var prediction = new double[points.Count];
         var lower = new double[points.Count];
         var upper = new double[points.Count];
-        var thetas = boot.Samples.Take(1000).Select(s => Law.ToInternal(s)).ToArray();
+        // Bootstrap samples are reported values; a log-scale parameter that underflowed to 0 in a resample maps to
+        // -Infinity (its term vanishes) instead of failing the whole band.
+        var thetas = boot.Samples.Take(1000)
+            .Select(s => Law.Parameters.Select((p, j) => p.LogScale ? Math.Log(s[j]) : s[j]).ToArray())
+            .ToArray();
         var values = new double[thetas.Length];
         for (int i = 0; i < points.Count; i++)
         {
