@@ -1,0 +1,51 @@
+using System.Diagnostics;
+using System.Globalization;
+using ScalingInteractive.Hosting;
+using ScalingInteractive.IntrinsicDimension;
+using static TorchSharp.torch;
+
+namespace ScalingInteractive.Bench;
+
+/// <summary>
+/// An MNIST intrinsic-dimension sweep printed as text (the figures of notebook 03 at full size).
+/// Usage: intrinsic-sweep [--task mnist-mlp|mnist-cnn] [--dims 10,30,...] [--projections fastfood,dense] [--seeds 2] [--steps 1000]
+///        [--lr 0.01] [--full-lr 0.001] [--data ../shared/data] [--threads 2] [--said] [--per-tensor]
+/// </summary>
+public sealed class IntrinsicSweepBenchmark : IBenchmark
+{
+    public string Name => "intrinsic-sweep";
+    public string Description => "MNIST d90 sweep (MLP or CNN) on the 8k/2k split of the 10k test set, printed as a table";
+
+    public Task<int> RunAsync(string[] args, TextWriter output, CancellationToken cancellationToken)
+    {
+        string task = Arg(args, "--task") ?? "mnist-mlp";
+        var dims = (Arg(args, "--dims") ?? "10,30,100,300,1000,3000").Split(',').Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToList();
+        var kinds = (Arg(args, "--projections") ?? "fastfood").Split(',').Select(SubspaceProjection.ParseKind).ToList();
+        int seeds = int.Parse(Arg(args, "--seeds") ?? "2", CultureInfo.InvariantCulture);
+        var training = new TrainingOptions(int.Parse(Arg(args, "--steps") ?? "1000", CultureInfo.InvariantCulture),
+            double.Parse(Arg(args, "--lr") ?? "0.01", CultureInfo.InvariantCulture), double.Parse(Arg(args, "--full-lr") ?? "0.001", CultureInfo.InvariantCulture));
+        set_num_threads(int.Parse(Arg(args, "--threads") ?? "2", CultureInfo.InvariantCulture));
+        var device = TorchRuntime.ResolveDevice(Arg(args, "--device") ?? "cpu");
+        string data = Arg(args, "--data") ?? Path.Combine("..", "shared", "data");
+        using var mnist = MnistData.LoadTestSplit(data, device);
+        using var t = new MnistTask(mnist, task.Replace("mnist-", "", StringComparison.Ordinal), device);
+        var clock = Stopwatch.StartNew();
+        var report = IntrinsicDimensionSweep.Run(t, new IntrinsicSweepOptions(dims, kinds, seeds, training, Said: args.Contains("--said"), PerTensor: args.Contains("--per-tensor")),
+            progress: new ConsoleProgress(output), cancellationToken: cancellationToken);
+        output.WriteLine(report.ToText());
+        output.WriteLine($"# {clock.Elapsed.TotalSeconds:F0} s in all");
+        return Task.FromResult(0);
+    }
+
+    private sealed class ConsoleProgress(TextWriter output) : Commands.IProgressSink
+    {
+        public void Report(int done, string? status = null, string? best = null) => output.WriteLine($"  [{done}] {status}");
+        public void Complete(string? status = null) { }
+    }
+
+    private static string? Arg(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}
