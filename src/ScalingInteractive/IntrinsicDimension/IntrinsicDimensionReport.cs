@@ -112,7 +112,12 @@ public sealed class IntrinsicDimensionReport : IRichResult
     }
 
     /// <inheritdoc />
-    public string ToHtml()
+    /// <remarks>Rendered once and kept: the report is immutable, and its chart keeps one element id however often it is shown.</remarks>
+    public string ToHtml() => _html ??= RenderHtml();
+
+    private string? _html;
+
+    private string RenderHtml()
     {
         var sb = new StringBuilder(HtmlText.Style);
         sb.Append("<div class=\"si-intrinsic\"><h4>Intrinsic dimension: ").Append(HtmlText.Encode(Task)).Append("</h4>");

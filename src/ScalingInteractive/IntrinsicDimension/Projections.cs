@@ -80,7 +80,7 @@ public static class SubspaceProjection
         try
         {
             for (int t = 0; t < tensorSizes.Count; t++)
-                parts.Add(Create(tensorSizes[t], d, options.Kind, options.Seed * 1_000_003L + t + 1, device,
+                parts.Add(CreateBlock(tensorSizes[t], d, options.Kind, options.Seed * 1_000_003L + t + 1, device,
                     options.MemoryBudgetBytes - parts.Sum(p => p.StateBytes)));
             return new StackedProjection(parts, d, device);
         }
@@ -102,19 +102,27 @@ public static class SubspaceProjection
             _ => throw new ArgumentException($"Unknown projection kind {kind}; use dense, sparse, fastfood or identity.", nameof(kind)),
         };
 
+    // A per-tensor block may be wider than tall (d > D_t, e.g. a bias): its columns are then dependent, but the stacked map is not.
+    private static ISubspaceProjection CreateBlock(long size, long d, ProjectionKind kind, long seed, Device device, long budget) => kind switch
+    {
+        ProjectionKind.Dense => new DenseProjection(size, d, seed, device, budget, allowWide: true),
+        ProjectionKind.Sparse => new SparseProjection(size, d, seed, device, budget, allowWide: true),
+        _ => Create(size, d, kind, seed, device, budget),
+    };
+
     /// <summary>Parses dense, sparse, fastfood or identity (case-insensitive).</summary>
     public static ProjectionKind ParseKind(string name) =>
         Enum.TryParse<ProjectionKind>(name?.Trim(), ignoreCase: true, out var kind) && Enum.IsDefined(kind)
             ? kind
             : throw new ArgumentException($"Projection '{name}' is not recognised; use dense, sparse, fastfood or identity.", nameof(name));
 
-    internal static void CheckDimensions(long full, long d, ProjectionKind kind)
+    internal static void CheckDimensions(long full, long d, ProjectionKind kind, bool allowWide = false)
     {
         if (full < 1) throw new ArgumentException($"The full dimension D must be at least 1 (got {full}): the module has no trainable parameters.", nameof(full));
         if (d < 1) throw new ArgumentException($"The subspace dimension d must be at least 1 (got {d}).", nameof(d));
         if (kind == ProjectionKind.Identity && d != full)
             throw new ArgumentException($"The identity projection needs d = D (got d = {d}, D = {full}); use dense, sparse or fastfood for d != D.", nameof(d));
-        if (kind is ProjectionKind.Dense or ProjectionKind.Sparse && d > full)
+        if (kind is ProjectionKind.Dense or ProjectionKind.Sparse && d > full && !allowWide)
             throw new ArgumentException($"A {kind.ToString().ToLowerInvariant()} projection needs d <= D (got d = {d}, D = {full}): more than D directions cannot be independent. Use fastfood (stacked blocks) or a smaller d.", nameof(d));
     }
 
@@ -169,8 +177,13 @@ public sealed class DenseProjection : ISubspaceProjection
 
     /// <summary>Draws the matrix; refuses when d x D x 4 bytes exceeds <paramref name="memoryBudgetBytes"/>.</summary>
     public DenseProjection(long fullDimension, long d, long seed, Device device, long memoryBudgetBytes = 2L << 30)
+        : this(fullDimension, d, seed, device, memoryBudgetBytes, allowWide: false)
     {
-        SubspaceProjection.CheckDimensions(fullDimension, d, ProjectionKind.Dense);
+    }
+
+    internal DenseProjection(long fullDimension, long d, long seed, Device device, long memoryBudgetBytes, bool allowWide)
+    {
+        SubspaceProjection.CheckDimensions(fullDimension, d, ProjectionKind.Dense, allowWide);
         long bytes = MatrixBytes(fullDimension, d);
         if (bytes > memoryBudgetBytes)
             throw new ArgumentException(
@@ -233,8 +246,13 @@ public sealed class SparseProjection : ISubspaceProjection
 
     /// <summary>Draws the non-zeros; refuses when the index and value tables would exceed <paramref name="memoryBudgetBytes"/>.</summary>
     public SparseProjection(long fullDimension, long d, long seed, Device device, long memoryBudgetBytes = 2L << 30)
+        : this(fullDimension, d, seed, device, memoryBudgetBytes, allowWide: false)
     {
-        SubspaceProjection.CheckDimensions(fullDimension, d, ProjectionKind.Sparse);
+    }
+
+    internal SparseProjection(long fullDimension, long d, long seed, Device device, long memoryBudgetBytes, bool allowWide)
+    {
+        SubspaceProjection.CheckDimensions(fullDimension, d, ProjectionKind.Sparse, allowWide);
         FullDimension = fullDimension;
         SubspaceDimension = d;
         Device = device;
