@@ -13,6 +13,8 @@ public static class CommandCatalog
     [
         new HelpCommand(),
         new IntrinsicDimension.IntrinsicDimCommand(),
+        new Proxies.ProxyTrainCommand(),
+        new Proxies.ProxySweepCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>

@@ -41,6 +41,8 @@ public class DisplayTests
             new("a", "mnist-mlp", "fastfood", 100, false, false, 0, 0.6, 1.2, 1, false, 199210),
             new("c", "mnist-mlp", "fastfood", 1000, false, false, 0, 0.9, 0.4, 1, false, 199210),
         ], resamples: 10);
+        yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Run();
+        yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Sweep();
     }
 
     [Fact]
