@@ -10,7 +10,7 @@ namespace ScalingInteractive.Bench;
 /// <summary>
 /// Memory and time per training step of random-subspace training vs d for dense, sparse and Fastfood projections,
 /// next to ordinary full-parameter training of the same >1M-parameter model in the same run.
-/// Usage: intrinsic [--hidden 1024] [--steps 20] [--threads 2] [--budget-mib 2048] [--dims 100,1000,10000,100000]
+/// Usage: intrinsic [--hidden 1024] [--steps 20] [--threads 2] [--budget-mib 2048] [--dims 100,1000,10000,100000] [--kinds fastfood,sparse,dense]
 /// </summary>
 public sealed class IntrinsicBenchmark : IBenchmark
 {
@@ -52,7 +52,7 @@ public sealed class IntrinsicBenchmark : IBenchmark
         });
         output.WriteLine($"{"full",-10} {full,10:N0} {fullMs,9:F1} {1.0,7:F2} {2.0 * full * 4 / 1048576,10:F1} {fullWs / 1048576.0,13:F1}");
 
-        foreach (var kind in new[] { ProjectionKind.Fastfood, ProjectionKind.Sparse, ProjectionKind.Dense })
+        foreach (var kind in (Arg(args, "--kinds") ?? "fastfood,sparse,dense").Split(',').Select(SubspaceProjection.ParseKind))
             foreach (long d in dims)
             {
                 cancellationToken.ThrowIfCancellationRequested();
