@@ -54,11 +54,11 @@ public sealed class IntrinsicDimCommand : MagicCommand
     public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
     {
         var kinds = ParseProjections(arguments.Get<string>("--projection"));
+        if (arguments.Get<int>("--d-max") < arguments.Get<int>("--d-min") && !arguments.IsGiven("--dims"))
+            throw new CommandException($"{Name}: --d-max ({arguments.Get<int>("--d-max")}) must be at least --d-min ({arguments.Get<int>("--d-min")}).");
         IReadOnlyList<long> dims = arguments.Get<int[]>("--dims") is { } list
             ? list.Select(v => (long)v).Distinct().Order().ToList()
             : IntrinsicDimensionSweep.LogRange(arguments.Get<int>("--d-min"), arguments.Get<int>("--d-max"), arguments.Get<int>("--d-points"));
-        if (arguments.Get<int>("--d-max") < arguments.Get<int>("--d-min") && !arguments.IsGiven("--dims"))
-            throw new CommandException($"{Name}: --d-max ({arguments.Get<int>("--d-max")}) must be at least --d-min ({arguments.Get<int>("--d-min")}).");
         var training = new TrainingOptions(arguments.Get<int>("--steps"), arguments.Get<double>("--lr"), arguments.Get<double>("--full-lr"), arguments.Get<int>("--batch-size"));
         if (training.LearningRate <= 0 || training.FullLearningRate <= 0) throw new CommandException($"{Name}: --lr and --full-lr must be positive.");
         var options = new IntrinsicSweepOptions(dims, kinds, arguments.Get<int>("--seeds"), training, arguments.Get<bool>("--said"), arguments.Get<bool>("--per-tensor"),

@@ -52,6 +52,8 @@ public class IntrinsicDimCommandTests : IDisposable
     [InlineData("mnist-mlp --dims [300000] --projection dense", "exceeds the 199,210 parameters")]
     [InlineData("mnist-mlp --dims [100000] --projection dense --memory-mib 100", "memory budget")]
     [InlineData("mnist-mlp --device cuda", "CUDA")]
+    [InlineData("mnist-mlp --d-min 100 --d-max 10", "--d-max (10) must be at least --d-min (100)")]
+    [InlineData("mnist-mlp --dims [3] --said", "must exceed the 6 tensors")]
     public async Task Bad_input_gets_a_message_naming_the_parameter(string arguments, string expected)
     {
         var host = new TestHost();
@@ -59,6 +61,17 @@ public class IntrinsicDimCommandTests : IDisposable
         string? message = CommandCatalog.UserErrorMessage(error);
         Assert.NotNull(message);
         Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public async Task Said_per_tensor_runs_name_their_series_and_a_log_range_is_used_without_dims()
+    {
+        var host = new TestHost();
+        await CommandCatalog.InvokeAsync(Line("mnist-cnn --d-min 20 --d-max 80 --d-points 2 --said --per-tensor --seeds 1 --steps 5 --batch-size 16 --name r"), host);
+        var report = Assert.IsType<IntrinsicDimensionReport>(host.Variables["r"]);
+        Assert.Equal("fastfood per-tensor SAID", Assert.Single(report.Series).Name);
+        Assert.Equal([20L, 80], report.Series[0].Curve.Select(p => p.Dimension));
+        Assert.Equal(44_426, report.ParameterCount);
     }
 
     [Fact]
