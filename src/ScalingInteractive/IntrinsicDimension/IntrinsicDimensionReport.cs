@@ -78,7 +78,7 @@ public sealed class IntrinsicDimensionReport : IRichResult
         Series.SelectMany(s => s.Thresholds.Select(t => (IReadOnlyList<string>)
         [
             s.Name, "d" + (t.Fraction * 100).ToString("0.#", CultureInfo.InvariantCulture), HtmlText.Number(t.Target), Dim(t.Dimension),
-            t.Interpolated is double x ? HtmlText.Number(x, 3) : "-", Interval(t),
+            t.Interpolated is double x ? (x >= 100 ? x.ToString("N0", CultureInfo.InvariantCulture) : HtmlText.Number(x, 3)) : "-", Interval(t),
             double.IsNaN(t.ReachedShare) ? "-" : (t.ReachedShare * 100).ToString("0", CultureInfo.InvariantCulture) + "%",
         ]));
 
