@@ -12,6 +12,7 @@ public static class CommandCatalog
     public static ImmutableArray<MagicCommand> All { get; } =
     [
         new HelpCommand(),
+        new IntrinsicDimension.IntrinsicDimCommand(),
         new Proxies.ProxyTrainCommand(),
         new Proxies.ProxySweepCommand(),
         new Fitting.ScalingFitCommand(),

@@ -35,6 +35,12 @@ public class DisplayTests
     {
         yield return new CommandHelp(CommandCatalog.All);
         yield return new ProgressDisplay("work", 10, null);
+        yield return new ScalingInteractive.IntrinsicDimension.IntrinsicDimensionReport("mnist-mlp", "validation accuracy",
+        [
+            new("b", "mnist-mlp", "full", 199210, false, false, 0, 0.95, 0.2, 1, false, 199210),
+            new("a", "mnist-mlp", "fastfood", 100, false, false, 0, 0.6, 1.2, 1, false, 199210),
+            new("c", "mnist-mlp", "fastfood", 1000, false, false, 0, 0.9, 0.4, 1, false, 199210),
+        ], resamples: 10);
         yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Run();
         yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Sweep();
         foreach (var result in Fitting.FittingSamples.All()) yield return result;

@@ -1,0 +1,143 @@
+using ScalingInteractive.Proxies;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ScalingInteractive.IntrinsicDimension;
+
+/// <summary>Settings of a language-model fine-tuning task for intrinsic-dimension probes.</summary>
+/// <param name="Model">The proxy transformer's shape (byte-level vocabulary).</param>
+/// <param name="PretrainSteps">Steps of full pretraining on the pretraining corpus (0: start from the random initialisation).</param>
+/// <param name="PretrainLearningRate">Adam learning rate of pretraining.</param>
+/// <param name="SequenceLength">Tokens per training window.</param>
+/// <param name="ValidationBatches">Fixed validation batches (of the training batch size) for the metric.</param>
+/// <param name="ValidationBatchSize">Sequences per validation batch.</param>
+public sealed record LanguageModelTaskOptions(ProxyModelConfig Model, int PretrainSteps = 400, double PretrainLearningRate = 3e-3,
+    int SequenceLength = 64, int ValidationBatches = 4, int ValidationBatchSize = 32);
+
+/// <summary>
+/// Fine-tuning a proxy transformer on one corpus (e.g. tiny Shakespeare) after pretraining it on another (e.g. the
+/// built-in synthetic grammar), as in Aghajanyan et al. 2020 at proxy scale. theta0 is the pretrained model (the same
+/// for every seed: seeds vary P and the batches) or, with no pretraining, the random initialisation for the seed.
+/// Metric: next-token accuracy on fixed validation windows of the fine-tuning corpus.
+/// </summary>
+public sealed class LanguageModelTask : IIntrinsicTask
+{
+    private readonly TextCorpus _fineTune;
+    private readonly Dictionary<string, Tensor>? _pretrained;
+    private readonly List<(Tensor Input, Tensor Target)> _validation = new();
+
+    /// <summary>Builds the task; pretrains once now when <see cref="LanguageModelTaskOptions.PretrainSteps"/> &gt; 0.</summary>
+    /// <param name="name">Task name for keys and tables, e.g. <c>lm-w64-pretrained</c>.</param>
+    /// <param name="pretrainCorpus">Corpus of the pretraining (unused when PretrainSteps is 0).</param>
+    /// <param name="fineTuneCorpus">Corpus of the fine-tuning and of the metric.</param>
+    /// <param name="options">Model shape and pretraining.</param>
+    /// <param name="device">Device of everything.</param>
+    /// <param name="cancellationToken">Stops pretraining.</param>
+    public LanguageModelTask(string name, TextCorpus? pretrainCorpus, TextCorpus fineTuneCorpus, LanguageModelTaskOptions options, Device device,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(fineTuneCorpus);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.PretrainSteps < 0) throw new ArgumentException($"PretrainSteps must be >= 0 (got {options.PretrainSteps}).", nameof(options));
+        if (options.PretrainSteps > 0 && pretrainCorpus is null) throw new ArgumentException("PretrainSteps > 0 needs a pretraining corpus.", nameof(pretrainCorpus));
+        if (options.SequenceLength < 1 || options.SequenceLength > options.Model.ContextLength)
+            throw new ArgumentException($"SequenceLength must be between 1 and the context length {options.Model.ContextLength} (got {options.SequenceLength}).", nameof(options));
+        if (options.ValidationBatches < 1 || options.ValidationBatchSize < 1)
+            throw new ArgumentException("ValidationBatches and ValidationBatchSize must be at least 1.", nameof(options));
+        Name = name;
+        Options = options;
+        Device = device;
+        _fineTune = fineTuneCorpus;
+        var random = new Random(20240601);
+        for (int i = 0; i < options.ValidationBatches; i++)
+            _validation.Add(fineTuneCorpus.SampleBatch(true, options.ValidationBatchSize, options.SequenceLength, random, device));
+        if (options.PretrainSteps > 0)
+        {
+            using var model = new ProxyTransformer(options.Model, device, 0);
+            PretrainLoss = Pretrain(model, pretrainCorpus!, options, device, cancellationToken);
+            using var _ = no_grad();
+            _pretrained = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        }
+    }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <summary>The settings.</summary>
+    public LanguageModelTaskOptions Options { get; }
+
+    /// <summary>Training loss at the end of pretraining (mean of the last 10% of steps), or null without pretraining.</summary>
+    public double? PretrainLoss { get; }
+
+    /// <inheritdoc />
+    public string MetricName => "validation next-token accuracy";
+
+    /// <inheritdoc />
+    public Device Device { get; }
+
+    /// <inheritdoc />
+    public nn.Module<Tensor, Tensor> CreateModel(int seed)
+    {
+        var model = new ProxyTransformer(Options.Model, Device, _pretrained is null ? seed : 0);
+        if (_pretrained is not null)
+        {
+            using var _ = no_grad();
+            foreach (var (name, p) in model.named_parameters()) p.copy_(_pretrained[name]);
+        }
+        return model;
+    }
+
+    /// <inheritdoc />
+    public Tensor BatchLoss(nn.Module<Tensor, Tensor> model, Random random, int batchSize)
+    {
+        using var scope = NewDisposeScope();
+        var (input, target) = _fineTune.SampleBatch(false, batchSize, Options.SequenceLength, random, Device);
+        return ProxyTransformer.CrossEntropy(model.forward(input), target).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public double Evaluate(nn.Module<Tensor, Tensor> model)
+    {
+        using var _ = no_grad();
+        long correct = 0, total = 0;
+        foreach (var (input, target) in _validation)
+        {
+            using var scope = NewDisposeScope();
+            correct += model.forward(input).argmax(-1).eq(target).sum().item<long>();
+            total += target.numel();
+        }
+        return (double)correct / total;
+    }
+
+    private static double Pretrain(ProxyTransformer model, TextCorpus corpus, LanguageModelTaskOptions options, Device device, CancellationToken cancellationToken)
+    {
+        using var optimizer = optim.Adam(model.parameters(), options.PretrainLearningRate);
+        var random = new Random(7);
+        int tail = Math.Max(1, options.PretrainSteps / 10);
+        double sum = 0;
+        for (int step = 0; step < options.PretrainSteps; step++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            var (input, target) = corpus.SampleBatch(false, options.ValidationBatchSize, options.SequenceLength, random, device);
+            var loss = ProxyTransformer.CrossEntropy(model.forward(input), target);
+            loss.backward();
+            optimizer.step();
+            if (step >= options.PretrainSteps - tail) sum += loss.item<float>();
+        }
+        return sum / tail;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var t in _pretrained?.Values ?? Enumerable.Empty<Tensor>()) t.Dispose();
+        foreach (var (i, t) in _validation)
+        {
+            i.Dispose();
+            t.Dispose();
+        }
+    }
+}

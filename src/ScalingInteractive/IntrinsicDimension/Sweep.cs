@@ -1,0 +1,132 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ScalingInteractive.Commands;
+using ScalingInteractive.Runs;
+
+namespace ScalingInteractive.IntrinsicDimension;
+
+/// <summary>What a sweep runs: the dimensions, projections, seeds and training settings.</summary>
+/// <param name="Dimensions">Swept subspace dimensions d.</param>
+/// <param name="Projections">Projections to compare (each gets its own curve).</param>
+/// <param name="Seeds">Seeds 0 .. Seeds-1 (each: theta0, P and batch order).</param>
+/// <param name="Training">Steps, learning rates, batch size.</param>
+/// <param name="Said">One trainable scale per parameter tensor (Aghajanyan et al. 2020).</param>
+/// <param name="PerTensor">One projection per parameter tensor instead of one global one.</param>
+/// <param name="Fractions">Fractions of the baseline at which d is reported (null: 0.9, 0.5, 0.95, 0.99).</param>
+/// <param name="Resamples">Bootstrap resamples over seeds.</param>
+/// <param name="MemoryBudgetBytes">Largest dense or sparse projection; bigger ones are recorded as skipped.</param>
+public sealed record IntrinsicSweepOptions(IReadOnlyList<long> Dimensions, IReadOnlyList<ProjectionKind> Projections, int Seeds,
+    TrainingOptions Training, bool Said = false, bool PerTensor = false, IReadOnlyList<double>? Fractions = null, int Resamples = 1000,
+    long MemoryBudgetBytes = 2L << 30);
+
+/// <summary>
+/// Runs an intrinsic-dimension sweep: a full-parameter baseline per seed, then every (projection, d, seed), appending each
+/// finished run to an optional <see cref="RunStore"/> and skipping runs the store already holds.
+/// </summary>
+public static class IntrinsicDimensionSweep
+{
+    /// <summary>Log-spaced integer dimensions from <paramref name="min"/> to <paramref name="max"/> (distinct, increasing).</summary>
+    public static IReadOnlyList<long> LogRange(long min, long max, int points)
+    {
+        if (min < 1) throw new ArgumentException($"The smallest d must be at least 1 (got {min}).", nameof(min));
+        if (max < min) throw new ArgumentException($"The largest d ({max}) must be at least the smallest ({min}).", nameof(max));
+        if (points < 1) throw new ArgumentException($"points must be at least 1 (got {points}).", nameof(points));
+        if (points == 1) return [min];
+        return Enumerable.Range(0, points)
+            .Select(i => (long)Math.Round(Math.Exp(Math.Log(min) + i * (Math.Log(max) - Math.Log(min)) / (points - 1))))
+            .Distinct().ToList();
+    }
+
+    /// <summary>Runs the sweep; <paramref name="progress"/> gets one report per finished or skipped run.</summary>
+    public static IntrinsicDimensionReport Run(IIntrinsicTask task, IntrinsicSweepOptions options, RunStore? store = null,
+        IProgressSink? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Training.Validate();
+        if (options.Dimensions.Count == 0 || options.Dimensions.Any(d => d < 1))
+            throw new ArgumentException("Dimensions must list at least one d, each at least 1.", nameof(options));
+        if (options.Projections.Count == 0) throw new ArgumentException("Projections must list at least one projection.", nameof(options));
+        if (options.Seeds < 1) throw new ArgumentException($"Seeds must be at least 1 (got {options.Seeds}).", nameof(options));
+        CheckFeasible(task, options);
+        var runs = new List<SubspaceRun>();
+        int total = options.Seeds * (1 + options.Dimensions.Count * options.Projections.Count), done = 0;
+        string? best = null;
+        void Record(SubspaceRun run, bool fromStore)
+        {
+            runs.Add(run);
+            if (!fromStore) store?.Append(run);
+            done++;
+            if (run.Projection == "full") best = $"baseline {run.Metric:F4}";
+            progress?.Report(done, $"{run.SeriesName} d={run.Dimension:N0} seed {run.Seed}: {run.Metric:F4}{(fromStore ? " (from store)" : "")}", best);
+        }
+        for (int seed = 0; seed < options.Seeds; seed++)
+        {
+            string key = SubspaceTraining.Key(task.Name, "full", 0, false, false, seed);
+            var stored = store?.Find(key);
+            if (stored is not null) Record(stored.Deserialize<SubspaceRun>(RunStore.JsonOptions)!, true);
+            else Record(SubspaceTraining.TrainFull(task, seed, options.Training, cancellationToken) with { Key = key }, false);
+        }
+        var projection = new ProjectionOptions(PerTensor: options.PerTensor, MemoryBudgetBytes: options.MemoryBudgetBytes);
+        foreach (var kind in options.Projections)
+            foreach (long d in options.Dimensions)
+                for (int seed = 0; seed < options.Seeds; seed++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    string key = SubspaceTraining.Key(task.Name, kind.ToString().ToLowerInvariant(), d, options.Said, options.PerTensor, seed);
+                    var stored = store?.Find(key);
+                    if (stored is not null)
+                    {
+                        Record(stored.Deserialize<SubspaceRun>(RunStore.JsonOptions)!, true);
+                        continue;
+                    }
+                    Record(SubspaceTraining.TrainSubspace(task, d, projection with { Kind = kind }, options.Said, seed, options.Training, cancellationToken), false);
+                }
+        progress?.Complete($"{runs.Count} runs");
+        return new IntrinsicDimensionReport(task.Name, task.MetricName, runs, options.Fractions, options.Resamples);
+    }
+
+    // Fails before any training when a requested (projection, d) cannot be built, rather than midway through the sweep.
+    private static void CheckFeasible(IIntrinsicTask task, IntrinsicSweepOptions options)
+    {
+        long full;
+        int tensors;
+        using (var model = task.CreateModel(0))
+        {
+            full = SubspaceTraining.ParameterCount(model);
+            tensors = model.parameters().Count(p => p.requires_grad);
+        }
+        if (full < 1) throw new ArgumentException($"The {task.Name} model has no trainable parameters.", nameof(task));
+        foreach (var kind in options.Projections)
+            foreach (long d in options.Dimensions)
+            {
+                string name = kind.ToString().ToLowerInvariant();
+                if (kind is ProjectionKind.Dense or ProjectionKind.Sparse && d > full)
+                    throw new ArgumentException($"d = {d} exceeds the {full:N0} parameters of {task.Name}: a {name} projection needs d <= D. Use fastfood or a smaller d.", nameof(options));
+                if (kind == ProjectionKind.Identity && d != full)
+                    throw new ArgumentException($"The identity projection needs d = D = {full} (got {d}).", nameof(options));
+                long bytes = kind switch
+                {
+                    ProjectionKind.Dense => DenseProjection.MatrixBytes(full, d),
+                    ProjectionKind.Sparse => d * (long)Math.Ceiling(Math.Sqrt(full)) * 12,
+                    _ => 0,
+                };
+                if (bytes > options.MemoryBudgetBytes)
+                    throw new ArgumentException($"A {name} projection with d = {d:N0} over D = {full:N0} parameters needs {bytes / 1048576.0:N0} MiB, above the " +
+                                                $"memory budget of {options.MemoryBudgetBytes / 1048576.0:N0} MiB. Use fastfood for large d (O(D) memory), or smaller d.", nameof(options));
+                if (options.Said && d <= tensors)
+                    throw new ArgumentException($"With --said, d counts one scale per parameter tensor: d = {d} must exceed the {tensors} tensors of {task.Name}.", nameof(options));
+            }
+    }
+
+    /// <summary>The identity of a run store for this task and training: runs are comparable only under the same settings.</summary>
+    public static JsonObject StoreIdentity(IIntrinsicTask task, TrainingOptions training, string? dataDescription = null) => new()
+    {
+        ["task"] = task.Name,
+        ["steps"] = training.Steps,
+        ["learningRate"] = training.LearningRate,
+        ["fullLearningRate"] = training.FullLearningRate,
+        ["batchSize"] = training.BatchSize,
+        ["data"] = dataDescription ?? "",
+    };
+}
