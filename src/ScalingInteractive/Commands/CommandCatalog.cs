@@ -12,6 +12,8 @@ public static class CommandCatalog
     public static ImmutableArray<MagicCommand> All { get; } =
     [
         new HelpCommand(),
+        new LoraSpectra.LoraSpectrumCommand(),
+        new LoraSpectra.LoraExperimentCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>
