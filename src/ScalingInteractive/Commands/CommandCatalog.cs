@@ -14,6 +14,8 @@ public static class CommandCatalog
         new HelpCommand(),
         new LoraSpectra.LoraSpectrumCommand(),
         new LoraSpectra.LoraExperimentCommand(),
+        new Proxies.ProxyTrainCommand(),
+        new Proxies.ProxySweepCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>

@@ -149,8 +149,12 @@ public sealed class ProxyRunResult : IRichResult
         yield return ("time, throughput", $"{Seconds:F1} s, {TokensPerSecond:N0} tokens/s on {Device}");
     }
 
+    private string? _html;
+
     /// <inheritdoc />
-    public string ToHtml()
+    public string ToHtml() => _html ??= BuildHtml(); // charts carry random element ids: build once so the HTML is stable
+
+    private string BuildHtml()
     {
         var sb = new StringBuilder("<div class=\"si-result\">").Append(HtmlText.Style);
         sb.Append("<h3>Proxy training run</h3>");

@@ -118,8 +118,12 @@ public sealed class ProxySweepResult : IRichResult
             runs.Count(r => r.Diverged), runs.Count, rates, losses, peaks);
     }
 
+    private string? _html;
+
     /// <inheritdoc />
-    public string ToHtml()
+    public string ToHtml() => _html ??= BuildHtml(); // charts carry random element ids: build once so the HTML is stable
+
+    private string BuildHtml()
     {
         var sb = new StringBuilder("<div class=\"si-result\">").Append(HtmlText.Style);
         sb.Append("<h3>Proxy sweep</h3><p>").Append(HtmlText.Encode($"{Rows.Count} runs, {DivergedRuns.Count} diverged" + (StorePath is null ? "" : $"; store {StorePath}"))).Append("</p>");

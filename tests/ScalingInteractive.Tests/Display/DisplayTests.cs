@@ -38,6 +38,8 @@ public class DisplayTests
         yield return new CommandHelp(CommandCatalog.All);
         yield return new ProgressDisplay("work", 10, null);
         foreach (var lora in LoraSpectra.LoraSamples.Results()) yield return lora;
+        yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Run();
+        yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Sweep();
     }
 
     [Fact]

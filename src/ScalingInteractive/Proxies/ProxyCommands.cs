@@ -1,0 +1,229 @@
+using System.Collections.Immutable;
+using ScalingInteractive.Commands;
+using ScalingInteractive.Hosting;
+
+namespace ScalingInteractive.Proxies;
+
+/// <summary>Parameters and parsing shared by <c>#!proxy-train</c> and <c>#!proxy-sweep</c>.</summary>
+internal static class ProxyCommandOptions
+{
+    public static readonly ImmutableArray<CommandParameter> Shared =
+    [
+        new("--depth", typeof(int), "Transformer blocks.") { Default = 2, Minimum = 1 },
+        new("--head-dim", typeof(int), "Head size; heads = width / head size.") { Default = 16, Minimum = 1 },
+        new("--qk-layernorm", typeof(bool), "Layer-normalise queries and keys before the dot product."),
+        new("--z-loss", typeof(bool), "Add 1e-4 * log(Z)^2 per token to the loss."),
+        new("--warmup", typeof(int), "Linear warm-up steps.") { Default = 0, Minimum = 0 },
+        new("--weight-decay", typeof(double), "Weight decay lambda (matrices and embeddings).") { Default = 0.0, Minimum = 0 },
+        new("--independent-wd", typeof(bool), "Weight decay independent of the learning rate: theta -= s_t*(eta*u + lambda*theta)."),
+        new("--mup-base-width", typeof(double), "Use muP with this base width (hidden init and LR scaled by width, attention 1/head_dim, output 1/m).") { Minimum = 1 },
+        new("--schedule", typeof(string), "Learning-rate schedule.") { Default = "cosine", AllowedValues = ["cosine", "constant", "wsd", "linear"] },
+        new("--steps", typeof(int), "Optimiser steps per run.") { Default = 200, Minimum = 1 },
+        new("--batch", typeof(int), "Sequences per batch.") { Default = 32, Minimum = 1 },
+        new("--seq-len", typeof(int), "Tokens per sequence.") { Default = 64, Minimum = 2 },
+        new("--log-every", typeof(int), "Record metrics every this many steps.") { Default = 10, Minimum = 1 },
+        new("--device", typeof(string), "Device: auto (CUDA when available), cpu, cuda or cuda:N.") { Default = "auto" },
+        new("--data", typeof(string), "Corpus: 'synthetic' (built-in grammar, no download) or the path of a UTF-8 text file (a bare file name is also looked up in the notebook data folder).") { Default = "synthetic" },
+    ];
+
+    public static ProxyModelConfig Model(CommandArguments a, int width) => new()
+    {
+        Width = width,
+        Depth = a.Get<int>("--depth"),
+        Heads = CheckedHeads(width, a.Get<int>("--head-dim")),
+        QkLayerNorm = a.Get<bool>("--qk-layernorm"),
+        MupBaseWidth = a["--mup-base-width"] is double b ? b : null,
+        ContextLength = a.Get<int>("--seq-len"),
+    };
+
+    private static int CheckedHeads(int width, int headDim)
+    {
+        if (width <= 0) throw new CommandException($"Widths must be positive integers; got {width}.");
+        if (width % headDim != 0) throw new CommandException($"Width {width} is not a multiple of --head-dim {headDim}: heads = width / head size must be an integer.");
+        return width / headDim;
+    }
+
+    public static ProxyTrainingOptions Training(CommandArguments a, double learningRate, long seed) => new ProxyTrainingOptions
+    {
+        Steps = a.Get<int>("--steps"),
+        BatchSize = a.Get<int>("--batch"),
+        SequenceLength = a.Get<int>("--seq-len"),
+        LearningRate = learningRate,
+        MinLearningRate = Math.Min(1e-5, learningRate),
+        WarmupSteps = a.Get<int>("--warmup"),
+        WeightDecay = a.Get<double>("--weight-decay"),
+        WeightDecayMode = a.Get<bool>("--independent-wd") ? WeightDecayMode.Independent : WeightDecayMode.Coupled,
+        ZLoss = a.Get<bool>("--z-loss"),
+        Schedule = ParseSchedule(a.Get<string>("--schedule")),
+        LogEvery = a.Get<int>("--log-every"),
+        Seed = seed,
+    }.Validate();
+
+    public static LearningRateSchedule ParseSchedule(string? name) => (name ?? "cosine").ToLowerInvariant() switch
+    {
+        "cosine" => LearningRateSchedule.Cosine,
+        "constant" => LearningRateSchedule.Constant,
+        "wsd" or "warmup-stable-decay" => LearningRateSchedule.WarmupStableDecay,
+        "linear" => LearningRateSchedule.Linear,
+        _ => throw new CommandException($"--schedule '{name}' is not known; use cosine, constant, wsd or linear."),
+    };
+
+    public static TextCorpus Corpus(string? data)
+    {
+        string source = string.IsNullOrWhiteSpace(data) ? "synthetic" : data.Trim();
+        if (source.Equals("synthetic", StringComparison.OrdinalIgnoreCase)) return TextCorpus.Synthetic();
+        if (File.Exists(source)) return TextCorpus.FromFile(source);
+        string inData = Path.Combine(NotebookSession.DataDirectory, source);
+        if (File.Exists(inData)) return TextCorpus.FromFile(inData);
+        throw new FileNotFoundException($"--data '{source}' is neither 'synthetic' nor an existing file (also looked in the data folder '{NotebookSession.DataDirectory}').", source);
+    }
+}
+
+/// <summary><c>#!proxy-train</c>: trains one small transformer and shows its losses, attention logits and log Z.</summary>
+public sealed class ProxyTrainCommand : MagicCommand
+{
+    /// <inheritdoc />
+    public override string Name => "#!proxy-train";
+
+    /// <inheritdoc />
+    public override string Description => "Trains one small-scale proxy transformer (Wortsman et al. 2023) and shows its loss, max attention logit and log Z curves.";
+
+    /// <inheritdoc />
+    public override ImmutableArray<CommandParameter> Parameters { get; } =
+    [
+        new CommandParameter("--width", typeof(int), "Model width d_model.") { Default = 64, Minimum = 1 },
+        new CommandParameter("--lr", typeof(double), "Peak learning rate.") { Default = 1e-3 },
+        new CommandParameter("--seed", typeof(int), "Seed of initialisation and batches.") { Default = 0 },
+        new CommandParameter("--name", typeof(string), "Notebook variable that receives the ProxyRunResult.") { Default = "proxyRun" },
+        .. ProxyCommandOptions.Shared,
+    ];
+
+    /// <inheritdoc />
+    public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
+    {
+        double lr = arguments.Get<double>("--lr");
+        if (!double.IsFinite(lr) || lr <= 0) throw new CommandException($"--lr must be a positive learning rate; got {lr}.");
+        var model = ProxyCommandOptions.Model(arguments, arguments.Get<int>("--width"));
+        var training = ProxyCommandOptions.Training(arguments, lr, arguments.Get<int>("--seed"));
+        var corpus = ProxyCommandOptions.Corpus(arguments.Get<string>("--data"));
+        var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
+        var progress = host.CreateProgress($"#!proxy-train width {model.Width}, lr {lr:G3}", training.Steps);
+        var result = await Task.Run(() => ProxyTrainer.Train(model, training, corpus, device,
+            m => progress.Report(m.Step, $"step {m.Step}/{training.Steps}, loss {m.Loss:F3}, max attention logit {m.MaxAttentionLogit.Max():G3}"),
+            host.CancellationToken), host.CancellationToken).ConfigureAwait(false);
+        progress.Complete(result.Diverged ? "diverged: " + result.DivergenceReason : $"final validation loss {result.FinalLoss:F3}");
+        host.Display(result);
+        await host.SetVariableAsync(arguments.Get<string>("--name") ?? "proxyRun", result, typeof(ProxyRunResult)).ConfigureAwait(false);
+    }
+}
+
+/// <summary>
+/// <c>#!proxy-sweep</c>: a resumable grid of widths x learning rates x settings x seeds, stored run by run; shows LR
+/// vs final loss per size, the LR sensitivity table, attention logits and log Z of chosen runs, and diverged runs.
+/// </summary>
+public sealed class ProxySweepCommand : MagicCommand
+{
+    /// <summary>Setting names accepted by <c>--compare</c> (combine with '+', e.g. <c>qk-layernorm+z-loss</c>).</summary>
+    public static readonly ImmutableArray<string> Interventions = ["baseline", "qk-layernorm", "z-loss", "warmup", "independent-wd", "mup", "sp"];
+
+    /// <inheritdoc />
+    public override string Name => "#!proxy-sweep";
+
+    /// <inheritdoc />
+    public override string Description => "Sweeps model widths x learning rates x settings x seeds of small-scale proxy transformers; resumable with --store; reports LR sensitivity.";
+
+    /// <inheritdoc />
+    public override ImmutableArray<CommandParameter> Parameters { get; } =
+    [
+        new CommandParameter("--widths", typeof(int[]), "Model widths (JSON list).") { Default = new[] { 32, 64 } },
+        new CommandParameter("--learning-rates", typeof(double[]), "Peak learning rates (JSON list); or use --lr-min/--lr-max/--lr-count."),
+        new CommandParameter("--lr-min", typeof(double), "Smallest learning rate of a log-spaced range."),
+        new CommandParameter("--lr-max", typeof(double), "Largest learning rate of a log-spaced range."),
+        new CommandParameter("--lr-count", typeof(int), "Number of log-spaced learning rates.") { Default = 5, Minimum = 1 },
+        new CommandParameter("--seeds", typeof(int[]), "Seeds (JSON list).") { Default = new[] { 0 } },
+        new CommandParameter("--compare", typeof(string[]), "Settings to compare, each applied on top of the switches: baseline, qk-layernorm, z-loss, warmup, independent-wd, mup, sp (combine with '+').") { Default = new[] { "baseline" } },
+        new CommandParameter("--store", typeof(string), "Run-store file (JSON lines): finished runs are skipped on restart. Default: a file in the temp folder named after --name."),
+        new CommandParameter("--name", typeof(string), "Sweep name and the notebook variable that receives the ProxySweepResult.") { Default = "proxySweep" },
+        .. ProxyCommandOptions.Shared,
+    ];
+
+    /// <inheritdoc />
+    public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
+    {
+        var spec = BuildSpec(arguments);
+        var runs = spec.Runs();
+        var corpus = ProxyCommandOptions.Corpus(arguments.Get<string>("--data"));
+        var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
+        string name = arguments.Get<string>("--name") ?? "proxySweep";
+        string storePath = arguments.Get<string>("--store") ?? Path.Combine(Path.GetTempPath(), "scaling-interactive", name + ".jsonl");
+        var store = ProxySweep.OpenStore(storePath, corpus, name);
+        var progress = host.CreateProgress($"#!proxy-sweep {name}: {runs.Count} runs", runs.Count);
+        await Task.Run(() => ProxySweep.Run(runs, corpus, device, store, progress, host.CancellationToken), host.CancellationToken).ConfigureAwait(false);
+        var keys = runs.Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+        var result = new ProxySweepResult(store.Records.Where(r => keys.Contains(r["key"]!.GetValue<string>())), store.Path, store.BadLines);
+        host.Display(result);
+        await host.SetVariableAsync(name, result, typeof(ProxySweepResult)).ConfigureAwait(false);
+    }
+
+    /// <summary>The sweep the arguments describe (validated).</summary>
+    internal static ProxySweepSpec BuildSpec(CommandArguments a)
+    {
+        double[] rates;
+        if (a["--learning-rates"] is double[] list && list.Length > 0)
+        {
+            if (a.IsGiven("--lr-min") || a.IsGiven("--lr-max")) throw new CommandException("Give either --learning-rates or --lr-min/--lr-max, not both.");
+            rates = list;
+        }
+        else if (a["--lr-min"] is double min && a["--lr-max"] is double max)
+        {
+            try { rates = ProxySweepSpec.LogSpaced(min, max, a.Get<int>("--lr-count")); }
+            catch (ArgumentException e) { throw new CommandException("--lr-min/--lr-max/--lr-count: " + e.Message); }
+        }
+        else throw new CommandException("Give the learning rates: --learning-rates [1e-3,3e-3,1e-2] or --lr-min 1e-4 --lr-max 1e-1 --lr-count 7.");
+        foreach (double lr in rates)
+            if (!double.IsFinite(lr) || lr <= 0) throw new CommandException($"--learning-rates must all be positive; got {lr}.");
+        var widths = a.Get<int[]>("--widths") ?? [];
+        if (widths.Length == 0 || widths.Any(w => w <= 0)) throw new CommandException("--widths must be a non-empty list of positive integers.");
+        var seeds = a.Get<int[]>("--seeds") ?? [0];
+        var baseTraining = ProxyCommandOptions.Training(a, rates[0], 0);
+        var baseModel = ProxyCommandOptions.Model(a, widths[0]);
+        var settings = (a.Get<string[]>("--compare") ?? ["baseline"]).Select(s => Setting(s, a, baseTraining, widths)).ToArray();
+        return new ProxySweepSpec
+        {
+            Experiment = "lr-sweep",
+            Widths = widths,
+            Depth = a.Get<int>("--depth"),
+            HeadDim = a.Get<int>("--head-dim"),
+            BaseModel = baseModel,
+            LearningRates = rates,
+            Seeds = seeds.Select(s => (long)s).ToArray(),
+            Settings = settings,
+            Training = baseTraining,
+        };
+    }
+
+    /// <summary>
+    /// A named setting: each part switches one intervention on relative to the command's switches. warmup uses
+    /// --warmup (10% of the steps when 0); independent-wd uses --weight-decay (1e-4 when 0, the paper's value);
+    /// mup uses --mup-base-width (the smallest width when absent); sp forces the standard parametrisation.
+    /// </summary>
+    internal static ProxySetting Setting(string name, CommandArguments a, ProxyTrainingOptions training, int[] widths)
+    {
+        var setting = new ProxySetting { Name = name };
+        foreach (string part in name.Split('+', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            setting = part.ToLowerInvariant() switch
+            {
+                "baseline" => setting,
+                "qk-layernorm" => setting with { QkLayerNorm = true },
+                "z-loss" => setting with { ZLoss = true },
+                "warmup" => setting with { WarmupSteps = training.WarmupSteps > 0 ? training.WarmupSteps : Math.Max(1, training.Steps / 10) },
+                "independent-wd" => setting with { WeightDecayMode = WeightDecayMode.Independent, WeightDecay = training.WeightDecay > 0 ? training.WeightDecay : 1e-4 },
+                "mup" => setting with { MupBaseWidth = a["--mup-base-width"] is double b ? b : widths.Min() },
+                "sp" => setting with { StandardParametrisation = true },
+                _ => throw new CommandException($"--compare setting '{part}' is not known; use {string.Join(", ", Interventions)} (combine with '+')."),
+            };
+        }
+        return setting;
+    }
+}
