@@ -91,6 +91,8 @@ public sealed class SafetensorsTests : IDisposable
             Assert.Equal(expected.dtype, stored.dtype);
             Assert.Equal(expected.shape, stored.shape);
             Assert.True(expected.eq(stored).all().item<bool>(), name);
+            using var viaPread = file.ToTensor(name, dtype: null, positionalRead: true);
+            Assert.True(expected.eq(viaPread).all().item<bool>(), name + " (positional read)");
             var floats = file.ReadFloats(name);
             Assert.Equal(expected.to_type(ScalarType.Float32).reshape(-1).data<float>().ToArray(), floats);
         }
