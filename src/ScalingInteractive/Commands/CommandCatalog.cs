@@ -12,10 +12,12 @@ public static class CommandCatalog
     public static ImmutableArray<MagicCommand> All { get; } =
     [
         new HelpCommand(),
-        new IntrinsicDimension.IntrinsicDimCommand(),
+        new Fitting.ScalingFitCommand(),
         new Proxies.ProxyTrainCommand(),
         new Proxies.ProxySweepCommand(),
-        new Fitting.ScalingFitCommand(),
+        new IntrinsicDimension.IntrinsicDimCommand(),
+        new LoraSpectra.LoraSpectrumCommand(),
+        new LoraSpectra.LoraExperimentCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>

@@ -1,0 +1,486 @@
+using System.Diagnostics;
+using System.Text.Json;
+using ScalingInteractive.Proxies;
+using ScalingInteractive.Runs;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ScalingInteractive.LoraSpectra;
+
+/// <summary>Settings of the full-vs-LoRA experiment at proxy scale (Shuttleworth et al. 2024, sections 4-6).</summary>
+public sealed record LoraExperimentOptions
+{
+    /// <summary>The proxy transformer (default: width 64, 2 blocks, 4 heads, context 64).</summary>
+    public ProxyModelConfig Model { get; init; } = new() { Width = 64, Depth = 2, Heads = 4, ContextLength = 64 };
+
+    /// <summary>Pre-training steps on corpus A.</summary>
+    public int PretrainSteps { get; init; } = 1500;
+
+    /// <summary>Peak learning rate of pre-training.</summary>
+    public double PretrainLearningRate { get; init; } = 3e-3;
+
+    /// <summary>Fine-tuning steps on the target corpus B (the same for every method).</summary>
+    public int FineTuneSteps { get; init; } = 400;
+
+    /// <summary>Sequences per batch.</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>Tokens per sequence.</summary>
+    public int SequenceLength { get; init; } = 64;
+
+    /// <summary>
+    /// Learning rates tried for full fine-tuning (the one with the lowest target loss is the reference). Fine-tuning rates
+    /// sit well below the pre-training rate: with Adam the update per step is about the rate, and a rate near the
+    /// pre-training one rewrites the small pre-trained matrices wholesale (measured: every method then shows "intruders").
+    /// </summary>
+    public IReadOnlyList<double> FullLearningRates { get; init; } = [1e-4, 3e-4];
+
+    /// <summary>Learning rates tried for each LoRA configuration (the one whose target loss is closest to full fine-tuning's is reported).</summary>
+    public IReadOnlyList<double> LoraLearningRates { get; init; } = [3e-4, 1e-3, 3e-3];
+
+    /// <summary>LoRA ranks (paper: 1, 4, 8, 16, 64).</summary>
+    public IReadOnlyList<int> Ranks { get; init; } = [1, 4, 8, 16, 64];
+
+    /// <summary>Also run every rank with rank-stabilised scaling.</summary>
+    public bool IncludeRsLora { get; init; } = true;
+
+    /// <summary>LoRA alpha; null means 2 r.</summary>
+    public double? Alpha { get; init; }
+
+    /// <summary>Linear layers adapted by LoRA (and compared for all methods): attention and MLP matrices of every block.</summary>
+    public IReadOnlyList<string> TargetPatterns { get; init; } = [@"^blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc|proj))$"];
+
+    /// <summary>Steps per task of the sequence B -> C -> D.</summary>
+    public int SequentialSteps { get; init; } = 300;
+
+    /// <summary>LoRA ranks run on the task sequence (full fine-tuning always is); empty skips LoRA sequences.</summary>
+    public IReadOnlyList<int> SequentialRanks { get; init; } = [1, 8, 64];
+
+    /// <summary>Fraction of its singular value each intruder direction keeps in the mitigation (paper example 0.75).</summary>
+    public double MitigationLambda { get; init; } = 0.75;
+
+    /// <summary>Intruder analysis settings (k = 10, epsilon = 0.5 by default).</summary>
+    public IntruderOptions Intruders { get; init; } = new();
+
+    /// <summary>Fixed validation batches per corpus for every loss reported.</summary>
+    public int EvaluationBatches { get; init; } = 8;
+
+    /// <summary>Seed of initialisation, LoRA A matrices and batch order.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the bad setting.</summary>
+    public void Validate()
+    {
+        Model.Validate();
+        Intruders.Validate();
+        if (PretrainSteps < 1 || FineTuneSteps < 1 || SequentialSteps < 0)
+            throw new ArgumentException($"Steps must be positive (pretrain {PretrainSteps}, fine-tune {FineTuneSteps}) and sequential steps non-negative ({SequentialSteps}).", nameof(FineTuneSteps));
+        if (BatchSize < 1 || SequenceLength < 2 || SequenceLength > Model.ContextLength)
+            throw new ArgumentException($"Batch size {BatchSize} must be positive and sequence length {SequenceLength} in [2, {Model.ContextLength}] (the model's context).", nameof(SequenceLength));
+        if (FullLearningRates.Count == 0 || LoraLearningRates.Count == 0 || FullLearningRates.Concat(LoraLearningRates).Any(lr => !(lr > 0)))
+            throw new ArgumentException("Learning-rate lists must be non-empty and positive.", nameof(LoraLearningRates));
+        if (Ranks.Any(r => r < 1) || SequentialRanks.Any(r => r < 1))
+            throw new ArgumentException($"LoRA ranks must be at least 1; got [{string.Join(", ", Ranks.Concat(SequentialRanks))}].", nameof(Ranks));
+        if (!(MitigationLambda is >= 0 and <= 1)) throw new ArgumentException($"MitigationLambda {MitigationLambda} must lie in [0, 1].", nameof(MitigationLambda));
+        if (EvaluationBatches < 1) throw new ArgumentException("EvaluationBatches must be at least 1.", nameof(EvaluationBatches));
+    }
+}
+
+/// <summary>The corpora: A (pre-training), B (the fine-tuning target) and the task sequence B -> C -> D.</summary>
+/// <param name="Pretrain">Corpus A.</param>
+/// <param name="Tasks">Fine-tuning tasks in order; the first is the target B of the main comparison.</param>
+public sealed record LoraExperimentCorpora(TextCorpus Pretrain, IReadOnlyList<TextCorpus> Tasks)
+{
+    /// <summary>
+    /// The default corpora: A = the built-in synthetic grammar; B = tiny Shakespeare; C = the same text with every line
+    /// reversed character by character (same characters, different sequential structure); D = the text upper-cased
+    /// (a different token distribution). All are byte-level, so one proxy model reads them all.
+    /// </summary>
+    public static LoraExperimentCorpora Default(string shakespearePath, int syntheticBytes = 1_000_000)
+    {
+        string text = File.ReadAllText(shakespearePath);
+        string reversed = string.Join('\n', text.Split('\n').Select(l => new string(l.Reverse().ToArray())));
+        return new LoraExperimentCorpora(TextCorpus.Synthetic(syntheticBytes, seed: 0),
+        [
+            TextCorpus.FromText("shakespeare", text),
+            TextCorpus.FromText("shakespeare-reversed-lines", reversed),
+            TextCorpus.FromText("shakespeare-uppercase", text.ToUpperInvariant()),
+        ]);
+    }
+}
+
+/// <summary>One fine-tuning run on the target task.</summary>
+public sealed record LoraRunRecord
+{
+    /// <summary>Run key in the store.</summary>
+    public string Key { get; init; } = "";
+
+    /// <summary>Method label, e.g. "full", "LoRA r=8", "rsLoRA r=8".</summary>
+    public string Method { get; init; } = "";
+
+    /// <summary>LoRA rank (0 for full fine-tuning).</summary>
+    public int Rank { get; init; }
+
+    /// <summary>Rank-stabilised scaling.</summary>
+    public bool RsLora { get; init; }
+
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; init; }
+
+    /// <summary>Trainable parameters.</summary>
+    public long TrainableParameters { get; init; }
+
+    /// <summary>Validation loss on the target B after fine-tuning.</summary>
+    public double TargetLoss { get; init; }
+
+    /// <summary>Validation loss on A of the pre-trained model.</summary>
+    public double PretrainLossBefore { get; init; }
+
+    /// <summary>Validation loss on A after fine-tuning (forgetting = after - before).</summary>
+    public double PretrainLossAfter { get; init; }
+
+    /// <summary>Loss rose past 3x the start or became non-finite.</summary>
+    public bool Diverged { get; init; }
+
+    /// <summary>Intruder analysis of the adapted matrices (pre-trained vs fine-tuned).</summary>
+    public ModelSpectrum? Spectrum { get; init; }
+
+    /// <summary>Intruder directions scaled by the mitigation.</summary>
+    public int MitigatedDirections { get; init; }
+
+    /// <summary>Target loss after scaling intruder directions by lambda.</summary>
+    public double MitigatedTargetLoss { get; init; }
+
+    /// <summary>Loss on A after the mitigation.</summary>
+    public double MitigatedPretrainLoss { get; init; }
+
+    /// <summary>Wall-clock seconds of the run.</summary>
+    public double Seconds { get; init; }
+
+    /// <summary>Forgetting: loss on A after minus before.</summary>
+    public double Forgetting => PretrainLossAfter - PretrainLossBefore;
+}
+
+/// <summary>One method trained on the task sequence, with the loss on every task after each stage.</summary>
+public sealed record LoraSequenceRecord
+{
+    /// <summary>Record kind in the store ("sequence").</summary>
+    public string Kind { get; init; } = "sequence";
+
+    /// <summary>Run key in the store.</summary>
+    public string Key { get; init; } = "";
+
+    /// <summary>Method label.</summary>
+    public string Method { get; init; } = "";
+
+    /// <summary>LoRA rank (0 = full).</summary>
+    public int Rank { get; init; }
+
+    /// <summary>Learning rate used (the one selected on the target task).</summary>
+    public double LearningRate { get; init; }
+
+    /// <summary>Task names: A (pre-training) then the sequence.</summary>
+    public string[] Tasks { get; init; } = [];
+
+    /// <summary>Losses[stage][task]: stage 0 = pre-trained model, stage i = after training on task i.</summary>
+    public double[][] Losses { get; init; } = [];
+
+    /// <summary>Intruder dimensions (vs the pre-trained weights, headline epsilon) after each stage.</summary>
+    public int[] Intruders { get; init; } = [];
+
+    /// <summary>A loss became non-finite.</summary>
+    public bool Diverged { get; init; }
+}
+
+/// <summary>
+/// The full-vs-LoRA experiment: pre-train a proxy transformer on A, fine-tune it on B with full fine-tuning and with
+/// LoRA of several ranks (with and without rsLoRA) under the same optimiser (AdamW), schedule (warm-up + cosine) and
+/// batches, then measure target loss, forgetting on A, intruder dimensions and the mitigation; finally train a few
+/// methods on the sequence B -> C -> D. Every run is appended to a <see cref="RunStore"/> as it ends, and the
+/// pre-trained weights are kept next to the store (safetensors), so an interrupted experiment resumes where it stopped.
+/// </summary>
+public static class LoraExperiment
+{
+    /// <summary>Store kind.</summary>
+    public const string StoreKind = "lora-experiment";
+
+    /// <summary>Runs (or resumes) the experiment.</summary>
+    /// <param name="options">Settings.</param>
+    /// <param name="corpora">Corpora A, B, C, D.</param>
+    /// <param name="device">Device for every tensor.</param>
+    /// <param name="storePath">Run store file (null: in memory only).</param>
+    /// <param name="progress">Called with (runs done, runs total, status).</param>
+    /// <param name="cancellationToken">Checked every step.</param>
+    public static LoraExperimentResult Run(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device, string? storePath = null,
+        Action<int, int, string>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        if (corpora.Tasks.Count == 0) throw new ArgumentException("At least one fine-tuning task (B) is needed.", nameof(corpora));
+        var identity = new
+        {
+            options.Model, options.PretrainSteps, options.PretrainLearningRate, options.FineTuneSteps, options.SequentialSteps, options.BatchSize,
+            options.SequenceLength, options.Alpha, options.TargetPatterns, options.MitigationLambda, options.EvaluationBatches, options.Seed,
+            intruders = new { options.Intruders.TopK, options.Intruders.Epsilon, options.Intruders.EpsilonSweep, options.Intruders.Side },
+            corpora = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
+        };
+        var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, identity);
+        var records = new Dictionary<string, LoraRunRecord>(StringComparer.Ordinal);
+        var sequences = new Dictionary<string, LoraSequenceRecord>(StringComparer.Ordinal);
+        if (store is not null)
+            foreach (var r in store.Records)
+            {
+                if (r["kind"]?.GetValue<string>() == "sequence") sequences[r["key"]!.GetValue<string>()] = r.Deserialize<LoraSequenceRecord>(RunStore.JsonOptions)!;
+                else records[r["key"]!.GetValue<string>()] = r.Deserialize<LoraRunRecord>(RunStore.JsonOptions)!;
+            }
+
+        var methods = new List<(int Rank, bool Rs)> { (0, false) };
+        foreach (int r in options.Ranks)
+        {
+            methods.Add((r, false));
+            if (options.IncludeRsLora) methods.Add((r, true));
+        }
+        int total = 1 + options.FullLearningRates.Count + (methods.Count - 1) * options.LoraLearningRates.Count +
+                    (options.SequentialSteps > 0 && corpora.Tasks.Count > 1 ? 1 + options.SequentialRanks.Count : 0);
+        int done = 0;
+        void Report(string status) => progress?.Invoke(done, total, status);
+
+        // Fixed evaluation batches: every loss of every run is measured on the same tokens.
+        var evalRandom = new Random(unchecked((int)options.Seed) ^ 0x0e7a1);
+        var allCorpora = new[] { corpora.Pretrain }.Concat(corpora.Tasks).ToList();
+        var evaluation = allCorpora.Select(c => Enumerable.Range(0, options.EvaluationBatches)
+            .Select(_ => c.SampleBatch(true, options.BatchSize, options.SequenceLength, evalRandom, device)).ToList()).ToList();
+
+        Report("pre-training on " + corpora.Pretrain.Name);
+        var pretrained = Pretrain(options, corpora.Pretrain, device, storePath, cancellationToken);
+        done++;
+        try
+        {
+            double lossABefore;
+            using (var model = NewModel(options, device, pretrained)) lossABefore = Evaluate(model, evaluation[0]);
+
+            // Target task: every method at every learning rate of its grid.
+            foreach (var (rank, rs) in methods)
+            {
+                var rates = rank == 0 ? options.FullLearningRates : options.LoraLearningRates;
+                foreach (double lr in rates)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    string method = MethodName(rank, rs);
+                    string key = RunKeys.Of(new { kind = "target", rank, rs, lr });
+                    if (!records.ContainsKey(key))
+                    {
+                        Report($"{method}, lr {lr:G3}");
+                        var record = FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, cancellationToken) with { Key = key, Method = method };
+                        records[key] = record;
+                        store?.Append(record);
+                    }
+                    done++;
+                    Report($"{method}, lr {lr:G3} done");
+                }
+            }
+            var result = new LoraExperimentResult(options, corpora.Pretrain.Name, corpora.Tasks.Select(t => t.Name).ToArray(), lossABefore,
+                records.Values.ToList(), []);
+
+            // Task sequence B -> C -> D for full fine-tuning and a few ranks, at the learning rates selected above.
+            var sequenceRecords = new List<LoraSequenceRecord>();
+            if (options.SequentialSteps > 0 && corpora.Tasks.Count > 1)
+            {
+                foreach (int rank in new[] { 0 }.Concat(options.SequentialRanks))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var chosen = result.Selected.FirstOrDefault(r => r.Rank == rank && !r.RsLora);
+                    double lr = chosen?.LearningRate ?? (rank == 0 ? options.FullLearningRates[0] : options.LoraLearningRates[0]);
+                    string key = RunKeys.Of(new { kind = "sequence", rank, lr });
+                    if (!sequences.TryGetValue(key, out var seq))
+                    {
+                        Report($"sequence, {MethodName(rank, false)}");
+                        seq = Sequence(options, corpora, evaluation, device, pretrained, rank, lr, cancellationToken) with { Key = key, Method = MethodName(rank, false) };
+                        sequences[key] = seq;
+                        store?.Append(seq);
+                    }
+                    sequenceRecords.Add(seq);
+                    done++;
+                }
+            }
+            Report("done");
+            return result with { Sequences = sequenceRecords };
+        }
+        finally
+        {
+            foreach (var t in pretrained.Values) t.Dispose();
+            foreach (var batches in evaluation)
+                foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
+        }
+    }
+
+    /// <summary>"full", "LoRA r=8" or "rsLoRA r=8".</summary>
+    public static string MethodName(int rank, bool rsLora) => rank == 0 ? "full" : $"{(rsLora ? "rsLoRA" : "LoRA")} r={rank}";
+
+    private static Dictionary<string, Tensor> Pretrain(LoraExperimentOptions options, TextCorpus corpus, Device device, string? storePath, CancellationToken ct)
+    {
+        string? checkpoint = storePath is null ? null : storePath + ".pretrained.safetensors";
+        if (checkpoint is not null && File.Exists(checkpoint))
+        {
+            using var file = SafetensorsFile.Open(checkpoint);
+            if (file.Metadata.TryGetValue("steps", out var steps) && steps == options.PretrainSteps.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                return file.ToTensors(device);
+        }
+        using var model = new ProxyTransformer(options.Model, device, options.Seed);
+        var random = new Random(unchecked((int)options.Seed) ^ 0x9e7);
+        Train(model, model.parameters(), options.PretrainSteps, options.PretrainLearningRate, corpus, options, random, device, null, ct);
+        var weights = SpectrumAnalysis.Snapshot(model);
+        if (checkpoint is not null)
+        {
+            string partial = checkpoint + ".partial";
+            SafetensorsWriter.Write(partial, weights, new Dictionary<string, string> { ["steps"] = options.PretrainSteps.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            File.Move(partial, checkpoint, overwrite: true);
+        }
+        return weights;
+    }
+
+    private static ProxyTransformer NewModel(LoraExperimentOptions options, Device device, IReadOnlyDictionary<string, Tensor> weights)
+    {
+        var model = new ProxyTransformer(options.Model, device, options.Seed);
+        using var noGrad = no_grad();
+        foreach (var (name, p) in model.named_parameters()) p.copy_(weights[name]);
+        return model;
+    }
+
+    /// <summary>
+    /// nanoGPT-style loop: sample, forward, cross-entropy, backward, clip at 1, AdamW step with linear warm-up (5%) and
+    /// cosine decay to 10%. With a LoRA attachment the weights are synced before the forward and the gradients pulled
+    /// into A and B after the backward. Returns false when the loss became non-finite.
+    /// </summary>
+    private static bool Train(ProxyTransformer model, IEnumerable<TorchSharp.Modules.Parameter> parameters, int steps, double peak, TextCorpus corpus,
+        LoraExperimentOptions options, Random random, Device device, LoraAttachment? lora, CancellationToken ct)
+    {
+        var trainable = parameters.ToList();
+        using var optimizer = optim.AdamW(trainable, lr: peak, beta1: 0.9, beta2: 0.95, weight_decay: 0.0);
+        int warmup = Math.Max(1, steps / 20);
+        for (int step = 0; step < steps; step++)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            double lr = step < warmup ? peak * (step + 1) / warmup
+                : peak * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * (step - warmup) / Math.Max(1, steps - warmup))));
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+            lora?.Sync();
+            var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
+            var loss = ProxyTransformer.CrossEntropy(model.forward(input), target);
+            loss.backward();
+            lora?.PullGradients();
+            nn.utils.clip_grad_norm_(trainable, 1.0);
+            optimizer.step();
+            optimizer.zero_grad();
+            if (step % 50 == 49 && !double.IsFinite(loss.item<float>())) return false;
+        }
+        lora?.Sync();
+        return true;
+    }
+
+    private static double Evaluate(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches)
+    {
+        using var noGrad = no_grad();
+        double sum = 0;
+        foreach (var (x, y) in batches)
+        {
+            using var scope = NewDisposeScope();
+            sum += ProxyTransformer.CrossEntropy(model.forward(x), y).item<float>();
+        }
+        return sum / batches.Count;
+    }
+
+    private static LoraOptions Lora(LoraExperimentOptions options, int rank, bool rs) =>
+        new() { Rank = rank, Alpha = options.Alpha, RankStabilized = rs, TargetPatterns = options.TargetPatterns };
+
+    private static LoraRunRecord FineTuneOnce(LoraExperimentOptions options, LoraExperimentCorpora corpora, List<List<(Tensor, Tensor)>> evaluation,
+        Device device, IReadOnlyDictionary<string, Tensor> pretrained, int rank, bool rs, double lr, double lossABefore, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        manual_seed(options.Seed + 17 * rank + (rs ? 1 : 0));
+        using var model = NewModel(options, device, pretrained);
+        var random = new Random(unchecked((int)options.Seed) ^ 0x7a26e7);
+        bool finite;
+        long trainable;
+        var targetNames = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && Lora(options, 1, false).Targets(m.name)).Select(m => m.name + ".weight").ToList();
+        if (rank == 0)
+        {
+            trainable = model.parameters().Sum(p => p.numel());
+            finite = Train(model, model.parameters(), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, null, ct);
+        }
+        else
+        {
+            var attachment = LoraAttachment.Attach(model, Lora(options, rank, rs));
+            trainable = attachment.TrainableParameterCount;
+            finite = Train(model, attachment.Parameters(), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, attachment, ct);
+            attachment.Detach(keepMerged: true);
+        }
+        double target = Evaluate(model, evaluation[1]);
+        double lossA = Evaluate(model, evaluation[0]);
+        bool diverged = !finite || !double.IsFinite(target) || target > 3 * lossABefore + 10;
+        ModelSpectrum? spectrum = null;
+        int mitigated = 0;
+        double mitigatedTarget = double.NaN, mitigatedA = double.NaN;
+        if (!diverged)
+        {
+            var weights = SpectrumAnalysis.Weights(model);
+            var baseSubset = targetNames.ToDictionary(n => n, n => pretrained[n]);
+            var tunedSubset = targetNames.ToDictionary(n => n, n => weights[n]);
+            spectrum = SpectrumAnalysis.Compare(MethodName(rank, rs), baseSubset, tunedSubset, options.Intruders, cancellationToken: ct);
+            // Mitigation: scale each layer's intruder directions by lambda, then re-evaluate.
+            using (no_grad())
+                foreach (var layer in spectrum.Layers.Where(l => l.Intruders.Length > 0))
+                {
+                    var p = model.named_parameters().First(x => x.name == layer.Name).parameter;
+                    using var svd = Spectra.Svd(p);
+                    using var scaled = Spectra.ScaleDirections(p, svd, layer.Intruders, options.MitigationLambda);
+                    p.copy_(scaled);
+                    mitigated += layer.Intruders.Length;
+                }
+            mitigatedTarget = mitigated == 0 ? target : Evaluate(model, evaluation[1]);
+            mitigatedA = mitigated == 0 ? lossA : Evaluate(model, evaluation[0]);
+        }
+        return new LoraRunRecord
+        {
+            Rank = rank, RsLora = rs, LearningRate = lr, TrainableParameters = trainable, TargetLoss = target, PretrainLossBefore = lossABefore,
+            PretrainLossAfter = lossA, Diverged = diverged, Spectrum = spectrum, MitigatedDirections = mitigated,
+            MitigatedTargetLoss = mitigatedTarget, MitigatedPretrainLoss = mitigatedA, Seconds = clock.Elapsed.TotalSeconds,
+        };
+    }
+
+    private static LoraSequenceRecord Sequence(LoraExperimentOptions options, LoraExperimentCorpora corpora, List<List<(Tensor, Tensor)>> evaluation,
+        Device device, IReadOnlyDictionary<string, Tensor> pretrained, int rank, double lr, CancellationToken ct)
+    {
+        manual_seed(options.Seed + 1000 + rank);
+        using var model = NewModel(options, device, pretrained);
+        var targetNames = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && Lora(options, 1, false).Targets(m.name)).Select(m => m.name + ".weight").ToList();
+        var random = new Random(unchecked((int)options.Seed) ^ 0x5e9);
+        var losses = new List<double[]> { evaluation.Select(e => Evaluate(model, e)).ToArray() };
+        var intruders = new List<int> { 0 };
+        bool diverged = false;
+        foreach (var task in corpora.Tasks)
+        {
+            bool finite;
+            if (rank == 0) finite = Train(model, model.parameters(), options.SequentialSteps, lr, task, options, random, device, null, ct);
+            else
+            {
+                // A fresh adapter per task, merged at the end of the task (LoRA trained task after task).
+                var attachment = LoraAttachment.Attach(model, Lora(options, rank, false));
+                finite = Train(model, attachment.Parameters(), options.SequentialSteps, lr, task, options, random, device, attachment, ct);
+                attachment.Detach(keepMerged: true);
+            }
+            var row = evaluation.Select(e => Evaluate(model, e)).ToArray();
+            losses.Add(row);
+            diverged |= !finite || row.Any(x => !double.IsFinite(x));
+            if (diverged) { intruders.Add(0); break; }
+            var weights = SpectrumAnalysis.Weights(model);
+            var spectrum = SpectrumAnalysis.Compare("stage", targetNames.ToDictionary(n => n, n => pretrained[n]), targetNames.ToDictionary(n => n, n => weights[n]), options.Intruders, cancellationToken: ct);
+            intruders.Add(spectrum.TotalIntruders);
+        }
+        return new LoraSequenceRecord
+        {
+            Rank = rank, LearningRate = lr, Tasks = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
+            Losses = losses.ToArray(), Intruders = intruders.ToArray(), Diverged = diverged,
+        };
+    }
+}

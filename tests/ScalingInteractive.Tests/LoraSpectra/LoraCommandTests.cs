@@ -1,0 +1,80 @@
+using System.Text.Json;
+using ScalingInteractive.Commands;
+using ScalingInteractive.LoraSpectra;
+using ScalingInteractive.Tests.Commands;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ScalingInteractive.Tests.LoraSpectra;
+
+public sealed class LoraCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("si-lora-cmd-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task Spectrum_command_compares_variables_and_sets_the_result_variable()
+    {
+        manual_seed(4);
+        var baseModel = nn.Linear(16, 12);
+        var w0 = baseModel.weight!.detach().clone();
+        var tuned = new Dictionary<string, Tensor> { ["weight"] = w0 + 10 * randn(12, 1).matmul(randn(1, 16)) };
+        var host = new TestHost();
+        host.Variables["base"] = baseModel;
+        host.Variables["tuned"] = tuned;
+        await CommandCatalog.InvokeAsync("#!lora-spectrum --base base --tuned tuned --top-k 3 --epsilon [0.3,0.5] --name cmp", host);
+        var result = Assert.IsType<ModelSpectrum>(host.Variables["cmp"]);
+        Assert.Equal("cmp", result.Name);
+        Assert.Single(result.Layers);
+        Assert.Equal([0.3, 0.5], result.EpsilonSweep);
+        Assert.Equal(0.5, result.Epsilon);
+        Assert.Contains(host.Shown, h => h.Value is ModelSpectrum);
+    }
+
+    [Fact]
+    public async Task Spectrum_command_reads_safetensors_with_a_peft_adapter()
+    {
+        manual_seed(6);
+        string basePath = Path.Combine(_dir, "model.safetensors");
+        SafetensorsWriter.Write(basePath, new Dictionary<string, Tensor> { ["layers.0.q.weight"] = randn(20, 16), ["layers.0.k.weight"] = randn(20, 16) });
+        string adapter = Path.Combine(_dir, "adapter");
+        Directory.CreateDirectory(adapter);
+        SafetensorsWriter.Write(Path.Combine(adapter, "adapter_model.safetensors"), new Dictionary<string, Tensor>
+        {
+            ["base_model.model.layers.0.q.lora_A.weight"] = randn(1, 16), ["base_model.model.layers.0.q.lora_B.weight"] = 20 * randn(20, 1),
+        });
+        File.WriteAllText(Path.Combine(adapter, "adapter_config.json"), JsonSerializer.Serialize(new { r = 1, lora_alpha = 2, target_modules = new[] { "q" } }));
+        var host = new TestHost();
+        await CommandCatalog.InvokeAsync($"#!lora-spectrum --base {basePath} --adapter {adapter} --name r1", host);
+        var result = Assert.IsType<ModelSpectrum>(host.Variables["r1"]);
+        var layer = Assert.Single(result.Layers);
+        Assert.Equal("layers.0.q.weight", layer.Name);
+        // A rank-1 update with a large norm: one new dominant direction, rank-1 update spectrum.
+        Assert.InRange(layer.UpdateEffectiveRank, 1.0, 1.05);
+    }
+
+    [Theory]
+    [InlineData("#!lora-spectrum --base nowhere --tuned nowhere", "neither a notebook variable nor an existing safetensors file")]
+    [InlineData("#!lora-spectrum --base x", "needs --tuned")]
+    [InlineData("#!lora-spectrum --base x --tuned x --top-k 0", "--top-k")]
+    [InlineData("#!lora-spectrum --base x --tuned x --epsilon [1.5]", "--epsilon")]
+    [InlineData("#!lora-experiment --ranks [0]", "--ranks")]
+    public async Task Bad_command_input_gets_a_user_message(string line, string expected)
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => CommandCatalog.InvokeAsync(line, new TestHost()));
+        string? message = CommandCatalog.UserErrorMessage(error);
+        Assert.NotNull(message);
+        Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public async Task Spectrum_command_rejects_shape_mismatches()
+    {
+        var host = new TestHost();
+        host.Variables["a"] = new Dictionary<string, Tensor> { ["w"] = randn(4, 4) };
+        host.Variables["b"] = new Dictionary<string, Tensor> { ["w"] = randn(4, 5) };
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => CommandCatalog.InvokeAsync("#!lora-spectrum --base a --tuned b", host));
+        Assert.Contains("'w' is [4, 4] in the base model but [4, 5]", CommandCatalog.UserErrorMessage(error));
+    }
+}
