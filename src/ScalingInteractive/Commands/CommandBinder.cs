@@ -64,6 +64,33 @@ public static class CommandBinder
         return Validate(command, typed);
     }
 
+    /// <summary>
+    /// Binds raw JSON values keyed by the kernel's camelCase parameter names (<c>lrMin</c> for <c>--lr-min</c>). Keys that
+    /// name no declared parameter are ignored (the kernel adds its own fields and rejects unknown parameters itself).
+    /// Each value goes through the same conversion as a text command line, so a wrong-typed value gets a message that
+    /// names the parameter, the value and what is accepted.
+    /// </summary>
+    public static CommandArguments BindJson(MagicCommand command, IReadOnlyDictionary<string, JsonElement> values)
+    {
+        var typed = new List<(CommandParameter, object?)>();
+        foreach (var (key, element) in values)
+        {
+            var parameter = command.Parameters.FirstOrDefault(p => string.Equals(p.PropertyName, key, StringComparison.OrdinalIgnoreCase));
+            if (parameter is null || element.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) continue;
+            if (parameter.IsFlag)
+            {
+                if (element.ValueKind == JsonValueKind.True) typed.Add((parameter, true));
+                else if (element.ValueKind != JsonValueKind.False)
+                    throw new CommandException($"{command.Name}: {parameter.Name} is a flag and takes no value (got '{element.GetRawText()}'); write {parameter.Name} alone to turn it on.");
+                continue;
+            }
+            // A JSON string holds the text the user typed ("abc", or a quoted value); anything else is a JSON literal.
+            string text = element.ValueKind == JsonValueKind.String ? element.GetString()! : element.GetRawText();
+            typed.Add((parameter, ConvertText(command, parameter, text)));
+        }
+        return Validate(command, typed);
+    }
+
     private static CommandArguments Validate(MagicCommand command, List<(CommandParameter Parameter, object? Value)> typed)
     {
         var values = ImmutableDictionary.CreateBuilder<string, object?>(StringComparer.OrdinalIgnoreCase);

@@ -57,7 +57,19 @@ public static class CommandCatalog
         };
     }
 
-    /// <summary>Runs a command whose values a kernel has already bound to properties (the extension's path).</summary>
+    /// <summary>
+    /// Runs a command from the raw JSON values the kernel delivers (the extension's path): keys are the kernel's
+    /// camelCase parameter names; keys that match no declared parameter are the kernel's own fields and are ignored
+    /// (the kernel has already rejected unknown parameters). Values are bound by <see cref="CommandBinder.BindJson"/>.
+    /// </summary>
+    public static Task InvokeJsonAsync(string commandName, IReadOnlyDictionary<string, System.Text.Json.JsonElement> values, ICommandHost host)
+    {
+        var command = Get(commandName);
+        var arguments = CommandBinder.BindJson(command, values);
+        return command.InvokeAsync(arguments, host);
+    }
+
+    /// <summary>Runs a command whose values a host has already bound to properties.</summary>
     public static Task InvokeAsync(string commandName, IReadOnlyDictionary<string, object?> propertyValues, ICommandHost host)
     {
         var command = Get(commandName);
