@@ -195,4 +195,27 @@ public class CommandParsingTests
         Assert.Equal(["#!intrinsic-dim", "#!lora-experiment"], all.Where(x => x.Parameter.Name == "--data-dir").Select(x => x.Command));
         Assert.Equal(0.5, CommandCatalog.Get("lora-spectrum").FindParameter("--epsilon")!.Default);
     }
+
+    [Fact]
+    public void Every_magic_line_of_the_bundled_notebooks_uses_declared_parameters()
+    {
+        int lines = 0;
+        foreach (string path in Directory.GetFiles(RepoPaths.Notebooks, "*.dib"))
+            foreach (string line in File.ReadLines(path).Where(l => l.StartsWith("#!", StringComparison.Ordinal)))
+            {
+                var parsed = CommandLineParser.Parse(line, _ => "@");
+                if (CommandCatalog.Find(parsed.CommandName) is not { } command) continue; // #!csharp, #!markdown, ...
+                lines++;
+                // @csharp values stand in as a value of the parameter's type; the rest binds as written.
+                var arguments = parsed.Arguments.Select(a =>
+                {
+                    if (a.Value != "@") return a;
+                    var type = (a.Name is null ? command.Parameters.First(p => p.AllowImplicitName) : command.FindParameter(a.Name))?.Type;
+                    return a with { Value = type == typeof(int) ? "1" : type == typeof(int[]) ? "[1]" : type == typeof(double[]) ? "[0.1]" : "x" };
+                }).ToList();
+                var exception = Record.Exception(() => CommandBinder.BindText(command, arguments));
+                Assert.True(exception is null, $"{Path.GetFileName(path)}: {line}\n{exception?.Message}");
+            }
+        Assert.True(lines >= 10, $"only {lines} magic lines found");
+    }
 }
