@@ -38,7 +38,7 @@ public sealed record CommandParameter
     public Type Type { get; }
 
     /// <summary>One line for help text.</summary>
-    public string Description { get; }
+    public string Description { get; init; }
 
     /// <summary>Value used when the parameter is absent (null: none).</summary>
     public object? Default { get; init; }
@@ -58,18 +58,39 @@ public sealed record CommandParameter
     /// <summary>Inclusive upper bound for numbers and each element of number lists.</summary>
     public double? Maximum { get; init; }
 
+    /// <summary>
+    /// For text parameters that name a model or data: the value may be the BARE name of a C# variable (looked up through
+    /// <see cref="ICommandHost.TryGetVariable"/>), else it is a path. Read it with <see cref="CommandArguments.GetVariableOrPath"/>.
+    /// Help shows such parameters as "a C# variable name or a path".
+    /// </summary>
+    public bool AcceptsVariable
+    {
+        get => _acceptsVariable;
+        init
+        {
+            if (value && Type != typeof(string))
+                throw new ArgumentException($"Parameter {Name}: only text parameters can accept a C# variable name (it is {TypeNames.Describe(Type)}).", nameof(AcceptsVariable));
+            _acceptsVariable = value;
+        }
+    }
+
+    private readonly bool _acceptsVariable;
+
     /// <summary>True for boolean parameters, which are flags: present means true.</summary>
     public bool IsFlag => Type == typeof(bool);
 
     /// <summary>The PascalCase property name the kernel binds this parameter to (<c>--max-items</c> to <c>MaxItems</c>).</summary>
     public string PropertyName => TypeNames.KebabToPascal(Name);
 
+    /// <summary>What <see cref="Accepts"/> says for a parameter that <see cref="AcceptsVariable"/>.</summary>
+    public const string VariableOrPath = "a C# variable name or a path";
+
     /// <summary>Short description of the accepted values, used in error messages and help.</summary>
     public string Accepts
     {
         get
         {
-            string kind = TypeNames.Describe(Type);
+            string kind = AcceptsVariable ? VariableOrPath : TypeNames.Describe(Type);
             if (!AllowedValues.IsEmpty) kind += " (one of: " + string.Join(", ", AllowedValues) + ")";
             if (Minimum is not null && Maximum is not null) kind += $" in [{Minimum}, {Maximum}]";
             else if (Minimum is not null) kind += $" >= {Minimum}";

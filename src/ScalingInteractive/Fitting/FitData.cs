@@ -83,6 +83,31 @@ public sealed class FitData
     /// <summary>All points.</summary>
     public IEnumerable<FitPoint> Points => Enumerable.Range(0, Count).Select(Point);
 
+    /// <summary>
+    /// Data from any supported holder: <see cref="FitData"/> (returned as is), a <see cref="DataFrame"/>, a <see cref="RunStore"/>,
+    /// a dictionary of columns (<c>string</c> to <c>double[]</c>), a <see cref="string"/> path of a CSV file, or a sequence of
+    /// records (objects or dictionaries). This is what <c>#!scaling-fit --data</c> reads.
+    /// </summary>
+    /// <param name="source">The holder.</param>
+    /// <param name="x">Input columns in the law's order.</param>
+    /// <param name="y">Observed column.</param>
+    /// <exception cref="ArgumentException">The holder's type is not supported, or a column is missing.</exception>
+    public static FitData From(object source, IReadOnlyList<string> x, string y)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        return source switch
+        {
+            FitData data => data,
+            DataFrame frame => FromDataFrame(frame, x, y),
+            RunStore store => FromRunStore(store, x, y),
+            IReadOnlyDictionary<string, double[]> columns => FromColumns(columns, x, y),
+            IDictionary<string, double[]> columns => FromColumns(columns.ToDictionary(), x, y),
+            string path => FromCsv(path, x, y),
+            IEnumerable records => FromObjects(records, x, y),
+            _ => throw new ArgumentException($"A {source.GetType().Name} holds no data FitData can read; use FitData, a DataFrame, a RunStore, a Dictionary<string, double[]>, a list of records, or a CSV path.", nameof(source)),
+        };
+    }
+
     /// <summary>Data with one input column: <c>(x, y)</c>.</summary>
     public static FitData FromArrays(double[] x, double[] y, string xName = "x", string yName = "y") => new([xName], [x], yName, y);
 

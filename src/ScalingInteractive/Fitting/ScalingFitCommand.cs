@@ -1,9 +1,6 @@
-using System.Collections;
 using System.Collections.Immutable;
 using System.Text.Json;
-using Microsoft.Data.Analysis;
 using ScalingInteractive.Commands;
-using ScalingInteractive.Runs;
 
 namespace ScalingInteractive.Fitting;
 
@@ -25,27 +22,27 @@ public sealed class ScalingFitCommand : MagicCommand
     public override ImmutableArray<CommandParameter> Parameters { get; } =
     [
         new("--law", typeof(string), "Law to fit.") { Required = true, AllowImplicitName = true, AllowedValues = ScalingLaws.Names },
-        new("--data", typeof(string), "A C# variable (FitData, DataFrame, RunStore, Dictionary<string,double[]>, records) or a CSV file path.") { Required = true },
+        new("--data", typeof(string), "The data to fit: the bare name of a C# variable (FitData, DataFrame, RunStore, Dictionary<string,double[]>, records) or a CSV file path.")
+            { Required = true, AcceptsVariable = true },
         new("--x", typeof(string), "Input columns in the law's order: a JSON list [\"N\",\"D\"] or N,D (default: the law's input names)."),
         new("--y", typeof(string), "Observed column (default: loss).") { Default = "loss" },
-        new("--bootstrap", typeof(int), "Bootstrap resamples (0: none).") { Default = 1000, Minimum = 0, Maximum = 1_000_000 },
+        SharedParameters.Bootstrap,
         new("--holdout", typeof(string), "Hold out the points matching a filter such as N>1e9 and report the extrapolation error on them."),
         new("--loss", typeof(string), "Loss on log residuals.") { Default = "huber", AllowedValues = ["huber", "squared", "cauchy"] },
         new("--delta", typeof(double), "Scale of the Huber or Cauchy loss.") { Default = 1e-3, Minimum = 1e-12 },
-        new("--seed", typeof(int), "Bootstrap seed.") { Default = 0 },
+        SharedParameters.Seed with { Description = "Bootstrap seed." },
         new("--level", typeof(double), "Confidence level of the intervals.") { Default = 0.95, Minimum = 0.5, Maximum = 0.999 },
         new("--optimizer", typeof(string), "L-BFGS implementation.") { Default = "lbfgs", AllowedValues = ["lbfgs", "mathnet"] },
-        new("--name", typeof(string), "C# variable that receives the ScalingLawFit."),
+        SharedParameters.Name("ScalingLawFit"),
     ];
 
     /// <inheritdoc />
     public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
     {
         var law = ScalingLaws.Get(arguments.Get<string>("--law"));
-        string dataSource = arguments.Get<string>("--data");
         var x = ParseColumns(arguments.Get<string>("--x")) ?? [.. law.Inputs.Select(i => i.Name)];
         string y = arguments.Get<string>("--y") ?? "loss";
-        var data = Load(dataSource, x, y, host);
+        var data = FitData.From(arguments.GetVariableOrPath("--data", host, DataKinds)!, x, y);
         var options = new FitOptions
         {
             Loss = Enum.Parse<LossKind>(arguments.Get<string>("--loss"), ignoreCase: true),
@@ -99,26 +96,7 @@ public sealed class ScalingFitCommand : MagicCommand
         return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
-    /// <summary>Finds the data: a C# variable by name, else a CSV file.</summary>
-    internal static FitData Load(string source, IReadOnlyList<string> x, string y, ICommandHost host)
-    {
-        if (host.TryGetVariable(source, out object? value) && value is not null)
-        {
-            return value switch
-            {
-                FitData data => data,
-                DataFrame frame => FitData.FromDataFrame(frame, x, y),
-                RunStore store => FitData.FromRunStore(store, x, y),
-                IReadOnlyDictionary<string, double[]> columns => FitData.FromColumns(columns, x, y),
-                IDictionary<string, double[]> columns => FitData.FromColumns(columns.ToDictionary(), x, y),
-                string path => FitData.FromCsv(path, x, y),
-                IEnumerable records => FitData.FromObjects(records, x, y),
-                _ => throw new CommandException($"--data: variable '{source}' is a {value.GetType().Name}; use FitData, a DataFrame, a RunStore, a Dictionary<string, double[]>, a list of records, or a CSV path."),
-            };
-        }
-        if (File.Exists(source)) return FitData.FromCsv(source, x, y);
-        throw new CommandException($"--data: '{source}' is neither a C# variable nor an existing CSV file.");
-    }
+    private const string DataKinds = "FitData, a DataFrame, a RunStore, a Dictionary<string, double[]>, a list of records, or a CSV file";
 
     /// <summary>Forwards progress from worker threads to a sink (serialised).</summary>
     private sealed class SinkProgress(IProgressSink sink, string unit) : IProgress<int>

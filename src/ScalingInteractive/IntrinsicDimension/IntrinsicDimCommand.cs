@@ -1,8 +1,6 @@
 using System.Collections.Immutable;
-using System.Globalization;
 using ScalingInteractive.Commands;
 using ScalingInteractive.Hosting;
-using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
 
 namespace ScalingInteractive.IntrinsicDimension;
@@ -25,7 +23,7 @@ public sealed class IntrinsicDimCommand : MagicCommand
     /// <inheritdoc />
     public override ImmutableArray<CommandParameter> Parameters { get; } =
     [
-        new("--task", typeof(string), "What to train.") { AllowImplicitName = true, Default = "mnist-mlp", AllowedValues = ["mnist-mlp", "mnist-cnn", "lm"] },
+        new("--task", typeof(string), "What to train (see IntrinsicDimensionTasks).") { AllowImplicitName = true, Default = "mnist-mlp", AllowedValues = IntrinsicDimensionTasks.Names },
         new("--dims", typeof(int[]), "Subspace dimensions d to sweep, e.g. [10,100,1000]; without it a log range from --d-min to --d-max.") { Minimum = 1 },
         new("--d-min", typeof(int), "Smallest d of the log range.") { Default = 10, Minimum = 1 },
         new("--d-max", typeof(int), "Largest d of the log range.") { Default = 3000, Minimum = 1 },
@@ -33,21 +31,21 @@ public sealed class IntrinsicDimCommand : MagicCommand
         new("--projection", typeof(string), "dense, sparse or fastfood; several comma-separated (e.g. dense,fastfood) to compare.") { Default = "fastfood" },
         new("--said", typeof(bool), "Structure-aware: one trainable scale per parameter tensor, counted in d (Aghajanyan et al. 2020)."),
         new("--per-tensor", typeof(bool), "One projection per parameter tensor instead of one over all parameters."),
-        new("--seeds", typeof(int), "Seeds per d (theta0, P and batch order); the bootstrap resamples them.") { Default = 2, Minimum = 1, Maximum = 100 },
-        new("--steps", typeof(int), "Training steps per run.") { Default = 1000, Minimum = 1 },
+        SharedParameters.Seeds with { Description = "Seeds run at every d (each: theta0, P and batch order), a JSON list; the bootstrap resamples them.", Default = new[] { 0, 1 } },
+        SharedParameters.Steps with { Default = 1000 },
         new("--lr", typeof(double), "Adam learning rate of z.") { Default = 0.03, Minimum = 0 },
         new("--full-lr", typeof(double), "Adam learning rate of the full-parameter baseline.") { Default = 1e-3, Minimum = 0 },
-        new("--batch-size", typeof(int), "Examples (or sequences) per step.") { Default = 128, Minimum = 1 },
-        new("--bootstrap", typeof(int), "Bootstrap resamples over seeds.") { Default = 1000, Minimum = 0, Maximum = 100000 },
-        new("--device", typeof(string), "auto, cpu, cuda or cuda:N.") { Default = "auto" },
-        new("--store", typeof(string), "Run-store file (JSON Lines): finished runs are appended and skipped when the command runs again."),
-        new("--name", typeof(string), "Notebook variable that receives the IntrinsicDimensionReport."),
-        new("--data", typeof(string), "Data folder with the MNIST files and tinyshakespeare.txt (default: the notebook data folder)."),
+        SharedParameters.BatchSize with { Default = 128 },
+        SharedParameters.Bootstrap with { Description = "Bootstrap resamples over seeds (0: none)." },
+        SharedParameters.Device,
+        SharedParameters.Store,
+        SharedParameters.Name("IntrinsicDimensionReport"),
+        SharedParameters.DataDir with { Description = "Data folder with the MNIST files and tinyshakespeare.txt (default: the notebook data folder, SCALING_INTERACTIVE_DATA)." },
         new("--memory-mib", typeof(int), "Largest dense or sparse projection, in MiB.") { Default = 2048, Minimum = 1 },
-        new("--width", typeof(int), "lm: model width.") { Default = 64, Minimum = 8 },
-        new("--depth", typeof(int), "lm: number of blocks.") { Default = 2, Minimum = 1 },
-        new("--pretrain-steps", typeof(int), "lm: pretraining steps on the synthetic grammar (0: fine-tune from random initialisation).") { Default = 400, Minimum = 0 },
-        new("--seq-len", typeof(int), "lm: tokens per window.") { Default = 64, Minimum = 2 },
+        SharedParameters.Width with { Description = "lm: model width d_model." },
+        SharedParameters.Depth with { Description = "lm: transformer blocks." },
+        SharedParameters.PretrainSteps with { Description = "lm: pre-training steps on the synthetic grammar (0: fine-tune from random initialisation)." },
+        SharedParameters.SequenceLength with { Description = "lm: tokens per training sequence." },
     ];
 
     /// <inheritdoc />
@@ -61,20 +59,30 @@ public sealed class IntrinsicDimCommand : MagicCommand
             : IntrinsicDimensionSweep.LogRange(arguments.Get<int>("--d-min"), arguments.Get<int>("--d-max"), arguments.Get<int>("--d-points"));
         var training = new TrainingOptions(arguments.Get<int>("--steps"), arguments.Get<double>("--lr"), arguments.Get<double>("--full-lr"), arguments.Get<int>("--batch-size"));
         if (training.LearningRate <= 0 || training.FullLearningRate <= 0) throw new CommandException($"{Name}: --lr and --full-lr must be positive.");
-        var options = new IntrinsicSweepOptions(dims, kinds, arguments.Get<int>("--seeds"), training, arguments.Get<bool>("--said"), arguments.Get<bool>("--per-tensor"),
-            Resamples: arguments.Get<int>("--bootstrap"), MemoryBudgetBytes: arguments.Get<int>("--memory-mib") * 1048576L);
-        var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
-        string dataFolder = arguments.Get<string>("--data") ?? NotebookSession.DataDirectory;
-        string task = arguments.Get<string>("--task").ToLowerInvariant();
+        int[] seeds = arguments.Get<int[]>("--seeds");
+        if (seeds.Distinct().Count() != seeds.Length) throw new CommandException($"{Name}: --seeds {CommandBinder.FormatValue(seeds)} is not accepted: the seeds must be distinct.");
+        var options = new IntrinsicSweepOptions(dims, kinds, seeds.Length, training, arguments.Get<bool>("--said"), arguments.Get<bool>("--per-tensor"),
+            Resamples: arguments.Get<int>("--bootstrap"), MemoryBudgetBytes: arguments.Get<int>("--memory-mib") * 1048576L) { SeedList = seeds };
+        string task = arguments.Get<string>("--task");
         var token = host.CancellationToken;
+        var taskOptions = new IntrinsicTaskOptions
+        {
+            DataDirectory = arguments.Get<string>("--data-dir"),
+            Device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device")),
+            Width = arguments.Get<int>("--width"),
+            Depth = arguments.Get<int>("--depth"),
+            PretrainSteps = arguments.Get<int>("--pretrain-steps"),
+            SequenceLength = arguments.Get<int>("--seq-len"),
+            CancellationToken = token,
+        };
         var report = await Task.Run(() =>
         {
-            using var probe = CreateTask(task, arguments, dataFolder, device, token, out string dataDescription);
+            using var probe = IntrinsicDimensionTasks.Create(task, taskOptions);
             RunStore? store = arguments.Get<string>("--store") is { } path
-                ? RunStore.Open(path, "intrinsic-dimension", IntrinsicDimensionSweep.StoreIdentity(probe, training, dataDescription))
+                ? RunStore.Open(path, "intrinsic-dimension", IntrinsicDimensionSweep.StoreIdentity(probe, training, IntrinsicDimensionTasks.DataDescription(task, taskOptions)))
                 : null;
-            var progress = host.CreateProgress($"{Name} {probe.Name}: {string.Join(", ", kinds).ToLowerInvariant()}, {dims.Count} values of d x {options.Seeds} seed(s)",
-                options.Seeds * (1 + dims.Count * kinds.Count));
+            var progress = host.CreateProgress($"{Name} {probe.Name}: {string.Join(", ", kinds).ToLowerInvariant()}, {dims.Count} values of d x {seeds.Length} seed(s)",
+                seeds.Length * (1 + dims.Count * kinds.Count));
             return IntrinsicDimensionSweep.Run(probe, options, store, progress, token);
         }, token);
         host.Display(report);
@@ -94,38 +102,5 @@ public sealed class IntrinsicDimCommand : MagicCommand
             "fastfood" => ProjectionKind.Fastfood,
             _ => throw new CommandException($"#!intrinsic-dim: --projection '{p}' is not accepted; use dense, sparse or fastfood (comma-separated to compare)."),
         }).Distinct().ToList();
-    }
-
-    private static IIntrinsicTask CreateTask(string task, CommandArguments arguments, string dataFolder, TorchSharp.torch.Device device,
-        CancellationToken token, out string dataDescription)
-    {
-        switch (task)
-        {
-            case "mnist-mlp":
-            case "mnist-cnn":
-            {
-                string images = Path.Combine(dataFolder, MnistData.TestImagesFile);
-                if (!File.Exists(images))
-                    throw new FileNotFoundException($"MNIST file '{MnistData.TestImagesFile}' was not found in the data folder '{dataFolder}'. " +
-                                                    "Give --data FOLDER, set SCALING_INTERACTIVE_DATA, or call MnistData.DownloadAsync() once with a network.", images);
-                var data = MnistData.LoadTestSplit(dataFolder, device);
-                dataDescription = "mnist t10k split 8000/2000 seed 1234";
-                return new MnistTask(data, task[6..], device, ownsData: true);
-            }
-            case "lm":
-            {
-                string text = Path.Combine(dataFolder, "tinyshakespeare.txt");
-                if (!File.Exists(text))
-                    throw new FileNotFoundException($"'tinyshakespeare.txt' was not found in the data folder '{dataFolder}'. Give --data FOLDER or set SCALING_INTERACTIVE_DATA.", text);
-                int width = arguments.Get<int>("--width"), depth = arguments.Get<int>("--depth"), pretrain = arguments.Get<int>("--pretrain-steps"), seqLen = arguments.Get<int>("--seq-len");
-                var config = new ProxyModelConfig { Width = width, Depth = depth, Heads = Math.Max(1, width / 16), ContextLength = Math.Max(64, seqLen) };
-                var lmOptions = new LanguageModelTaskOptions(config, pretrain, SequenceLength: seqLen);
-                dataDescription = $"pretrain synthetic-grammar x{pretrain}, fine-tune tinyshakespeare, seq {seqLen}";
-                string name = string.Create(CultureInfo.InvariantCulture, $"lm-w{width}-d{depth}-{(pretrain > 0 ? $"pretrained{pretrain}" : "random")}");
-                return new LanguageModelTask(name, pretrain > 0 ? TextCorpus.Synthetic(400_000, 0) : null, TextCorpus.FromFile(text), lmOptions, device, token);
-            }
-            default:
-                throw new CommandException($"#!intrinsic-dim: --task '{task}' is not accepted; use mnist-mlp, mnist-cnn or lm.");
-        }
     }
 }

@@ -8,7 +8,7 @@ namespace ScalingInteractive.IntrinsicDimension;
 /// <summary>What a sweep runs: the dimensions, projections, seeds and training settings.</summary>
 /// <param name="Dimensions">Swept subspace dimensions d.</param>
 /// <param name="Projections">Projections to compare (each gets its own curve).</param>
-/// <param name="Seeds">Seeds 0 .. Seeds-1 (each: theta0, P and batch order).</param>
+/// <param name="Seeds">Seeds 0 .. Seeds-1 (each: theta0, P and batch order); <see cref="SeedList"/> overrides it with explicit seeds.</param>
 /// <param name="Training">Steps, learning rates, batch size.</param>
 /// <param name="Said">One trainable scale per parameter tensor (Aghajanyan et al. 2020).</param>
 /// <param name="PerTensor">One projection per parameter tensor instead of one global one.</param>
@@ -17,7 +17,14 @@ namespace ScalingInteractive.IntrinsicDimension;
 /// <param name="MemoryBudgetBytes">Largest dense or sparse projection; bigger ones are recorded as skipped.</param>
 public sealed record IntrinsicSweepOptions(IReadOnlyList<long> Dimensions, IReadOnlyList<ProjectionKind> Projections, int Seeds,
     TrainingOptions Training, bool Said = false, bool PerTensor = false, IReadOnlyList<double>? Fractions = null, int Resamples = 1000,
-    long MemoryBudgetBytes = 2L << 30);
+    long MemoryBudgetBytes = 2L << 30)
+{
+    /// <summary>Explicit seeds to run instead of 0 .. <see cref="Seeds"/>-1 (distinct, non-negative; null: the range).</summary>
+    public IReadOnlyList<int>? SeedList { get; init; }
+
+    /// <summary>The seeds the sweep runs: <see cref="SeedList"/> when given, else 0 .. <see cref="Seeds"/>-1.</summary>
+    public IReadOnlyList<int> SeedValues => SeedList ?? Enumerable.Range(0, Math.Max(0, Seeds)).ToList();
+}
 
 /// <summary>
 /// Runs an intrinsic-dimension sweep: a full-parameter baseline per seed, then every (projection, d, seed), appending each
@@ -47,10 +54,13 @@ public static class IntrinsicDimensionSweep
         if (options.Dimensions.Count == 0 || options.Dimensions.Any(d => d < 1))
             throw new ArgumentException("Dimensions must list at least one d, each at least 1.", nameof(options));
         if (options.Projections.Count == 0) throw new ArgumentException("Projections must list at least one projection.", nameof(options));
-        if (options.Seeds < 1) throw new ArgumentException($"Seeds must be at least 1 (got {options.Seeds}).", nameof(options));
+        var seeds = options.SeedValues;
+        if (options.SeedList is null && options.Seeds < 1) throw new ArgumentException($"Seeds must be at least 1 (got {options.Seeds}).", nameof(options));
+        if (seeds.Count == 0 || seeds.Any(s => s < 0) || seeds.Distinct().Count() != seeds.Count)
+            throw new ArgumentException($"SeedList [{string.Join(", ", seeds)}] must list at least one seed, each distinct and non-negative.", nameof(options));
         CheckFeasible(task, options);
         var runs = new List<SubspaceRun>();
-        int total = options.Seeds * (1 + options.Dimensions.Count * options.Projections.Count), done = 0;
+        int total = seeds.Count * (1 + options.Dimensions.Count * options.Projections.Count), done = 0;
         string? best = null;
         void Record(SubspaceRun run, bool fromStore)
         {
@@ -60,7 +70,7 @@ public static class IntrinsicDimensionSweep
             if (run.Projection == "full") best = $"baseline {run.Metric:F4}";
             progress?.Report(done, $"{run.SeriesName} d={run.Dimension:N0} seed {run.Seed}: {run.Metric:F4}{(fromStore ? " (from store)" : "")}", best);
         }
-        for (int seed = 0; seed < options.Seeds; seed++)
+        foreach (int seed in seeds)
         {
             string key = SubspaceTraining.Key(task.Name, "full", 0, false, false, seed);
             var stored = store?.Find(key);
@@ -70,7 +80,7 @@ public static class IntrinsicDimensionSweep
         var projection = new ProjectionOptions(PerTensor: options.PerTensor, MemoryBudgetBytes: options.MemoryBudgetBytes);
         foreach (var kind in options.Projections)
             foreach (long d in options.Dimensions)
-                for (int seed = 0; seed < options.Seeds; seed++)
+                foreach (int seed in seeds)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     string key = SubspaceTraining.Key(task.Name, kind.ToString().ToLowerInvariant(), d, options.Said, options.PerTensor, seed);

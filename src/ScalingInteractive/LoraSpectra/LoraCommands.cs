@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Collections.Immutable;
 using ScalingInteractive.Commands;
 using ScalingInteractive.Hosting;
@@ -26,109 +25,53 @@ public sealed class LoraSpectrumCommand : MagicCommand
     /// <inheritdoc />
     public override ImmutableArray<CommandParameter> Parameters { get; } =
     [
-        new("--base", typeof(string), "Pre-trained model: variable name, or path of a .safetensors file or a folder of them.") { Required = true, AllowImplicitName = true },
-        new("--tuned", typeof(string), "Fine-tuned model (variable or path); omit with --adapter to compare base vs base + adapter."),
-        new("--adapter", typeof(string), "PEFT LoRA adapter: folder with adapter_model.safetensors and adapter_config.json."),
-        new("--top-k", typeof(int), "Top singular vectors of W examined (paper: 10).") { Default = 10, Minimum = 1, Maximum = 100000 },
-        new("--epsilon", typeof(double[]), "Cosine thresholds of the sweep; the headline is 0.5 when listed, else the first.") { Default = new[] { 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9 }, Minimum = 1e-9, Maximum = 1 },
+        new("--base", typeof(string), "Pre-trained model: the bare name of a C# variable (TorchSharp module or Dictionary<string, Tensor>) or the path of a .safetensors file or a folder of them.")
+            { Required = true, AllowImplicitName = true, AcceptsVariable = true },
+        new("--tuned", typeof(string), "Fine-tuned model, as --base; omit with --adapter to compare base vs base + adapter.") { AcceptsVariable = true },
+        new("--adapter", typeof(string), "PEFT LoRA adapter: the bare name of a C# variable (PeftAdapter or a path) or a folder with adapter_model.safetensors and adapter_config.json.") { AcceptsVariable = true },
+        SharedParameters.TopK,
+        SharedParameters.Epsilon,
+        SharedParameters.EpsilonSweep,
         new("--layers", typeof(string), "Regular expression selecting weight names (e.g. 'attn|mlp'); default: every 2-D weight."),
         new("--side", typeof(string), "Singular vectors compared: left (paper) or right.") { Default = "left", AllowedValues = ["left", "right"] },
-        new("--device", typeof(string), "auto, cpu, cuda or cuda:N.") { Default = "auto" },
-        new("--name", typeof(string), "Label of the comparison and name of a variable that receives the result."),
+        SharedParameters.Device,
+        SharedParameters.Name("ModelSpectrum (also the comparison's label)"),
     ];
 
     /// <inheritdoc />
     public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
     {
-        string baseSpec = arguments.Get<string>("--base");
-        string? tunedSpec = arguments.Get<string>("--tuned");
-        string? adapterPath = arguments.Get<string>("--adapter");
-        if (tunedSpec is null && adapterPath is null)
+        const string model = "a TorchSharp module, a Dictionary<string, Tensor> or a .safetensors file or folder";
+        object baseModel = arguments.GetVariableOrPath("--base", host, model)!;
+        object? tunedModel = arguments.GetVariableOrPath("--tuned", host, model);
+        object? adapter = arguments.GetVariableOrPath("--adapter", host, "a PeftAdapter or a PEFT adapter folder");
+        if (tunedModel is null && adapter is null)
             throw new CommandException("#!lora-spectrum needs --tuned (a variable or safetensors path) or --adapter (a PEFT adapter folder) to compare with --base.");
-        var epsilons = arguments.Get<double[]>("--epsilon");
-        if (epsilons.Length == 0) throw new CommandException("--epsilon must list at least one threshold in (0, 1], e.g. [0.5].");
         var options = new IntruderOptions
         {
             TopK = arguments.Get<int>("--top-k"),
-            EpsilonSweep = epsilons,
-            Epsilon = epsilons.Contains(0.5) ? 0.5 : epsilons[0],
+            Epsilon = arguments.Get<double>("--epsilon"),
+            EpsilonSweep = arguments.Get<double[]>("--epsilon-sweep"),
             Side = arguments.Get<string>("--side").Equals("right", StringComparison.OrdinalIgnoreCase) ? SingularSide.Right : SingularSide.Left,
         };
         string? filter = arguments.Get<string>("--layers");
-        string? name = arguments.Get<string>("--name");
+        string label = arguments.Get<string>("--name")
+            ?? $"{Short(arguments.Get<string>("--base"))} vs {Short(arguments.Get<string>("--tuned") ?? "adapter " + arguments.Get<string>("--adapter"))}";
         var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
         var progress = host.CreateProgress("#!lora-spectrum");
         var result = await Task.Run(() =>
         {
             using var scope = NewDisposeScope();
-            var baseWeights = Resolve(baseSpec, "--base", host, filter, device);
-            Dictionary<string, Tensor> tuned;
-            if (adapterPath is not null)
-            {
-                using var adapter = PeftAdapter.Open(adapterPath);
-                var merged = adapter.MergeInto(baseWeights, device);
-                tuned = tunedSpec is null ? merged : Resolve(tunedSpec, "--tuned", host, filter, device);
-                if (tunedSpec is not null) foreach (var (k, v) in merged) tuned[k] = v;
-                // Only the adapted matrices changed: compare those.
-                tuned = tuned.Where(kv => merged.ContainsKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-            }
-            else tuned = Resolve(tunedSpec!, "--tuned", host, filter, device);
-            return SpectrumAnalysis.Compare(name ?? $"{Short(baseSpec)} vs {Short(tunedSpec ?? "adapter " + adapterPath)}", baseWeights, tuned, options, filter, device,
+            var (baseWeights, tuned) = ModelWeights.Pair(baseModel, tunedModel, adapter, filter, device);
+            return SpectrumAnalysis.Compare(label, baseWeights, tuned, options, filter, device,
                 (done, total, layer) => progress.Report(done, $"{done}/{total}: {layer}"), host.CancellationToken);
         }, host.CancellationToken);
         progress.Complete($"{result.Layers.Count} matrices, {result.TotalIntruders} intruder dimensions");
         host.Display(result);
-        if (name is not null) await host.SetVariableAsync(name, result, typeof(ModelSpectrum));
+        if (arguments.Get<string>("--name") is { } name) await host.SetVariableAsync(name, result, typeof(ModelSpectrum));
     }
 
     private static string Short(string spec) => spec.Length > 40 ? "..." + spec[^37..] : spec;
-
-    /// <summary>
-    /// Resolves a model given as a variable name (TorchSharp module, dictionary of tensors, or a string holding a path)
-    /// or a safetensors path; only 2-D tensors matching the filter are loaded.
-    /// </summary>
-    internal static Dictionary<string, Tensor> Resolve(string spec, string parameter, ICommandHost host, string? filter, Device device)
-    {
-        var regex = string.IsNullOrWhiteSpace(filter) ? null : new System.Text.RegularExpressions.Regex(filter);
-        if (host.TryGetVariable(spec, out object? value) && value is not null)
-        {
-            switch (value)
-            {
-                case nn.Module module:
-                    return SpectrumAnalysis.Weights(module);
-                case IReadOnlyDictionary<string, Tensor> dict:
-                    return dict.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-                case IDictionary dict:
-                    var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-                    foreach (DictionaryEntry e in dict)
-                        if (e.Key is string k && e.Value is Tensor t) result[k] = t;
-                        else throw new CommandException($"{parameter} '{spec}': the dictionary must map weight names (string) to TorchSharp tensors.");
-                    return result;
-                case string path:
-                    return FromPath(path, parameter, regex, device);
-                default:
-                    throw new CommandException($"{parameter} '{spec}' is a {value.GetType().Name}; expected a TorchSharp module, a dictionary of name to tensor, or a safetensors path.");
-            }
-        }
-        if (File.Exists(spec) || Directory.Exists(spec)) return FromPath(spec, parameter, regex, device);
-        throw new CommandException($"{parameter} '{spec}' is neither a notebook variable nor an existing safetensors file or folder.");
-    }
-
-    private static Dictionary<string, Tensor> FromPath(string path, string parameter, System.Text.RegularExpressions.Regex? filter, Device device)
-    {
-        var files = Directory.Exists(path)
-            ? Directory.GetFiles(path, "*.safetensors").Where(f => !Path.GetFileName(f).StartsWith("adapter_", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray()
-            : [path];
-        if (files.Length == 0) throw new CommandException($"{parameter} folder '{path}' holds no .safetensors files.");
-        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var f in files)
-        {
-            using var file = SafetensorsFile.Open(f);
-            foreach (var t in file.Tensors.Where(t => t.Shape.Length == 2 && (filter?.IsMatch(t.Name) ?? true)))
-                result[t.Name] = file.ToTensor(t.Name, device); // disposed with the caller's scope
-        }
-        return result;
-    }
 }
 
 /// <summary><c>#!lora-experiment</c>: the full-vs-LoRA experiment at proxy scale (see <see cref="LoraExperiment"/>), resumable through --store.</summary>
@@ -146,26 +89,26 @@ public sealed class LoraExperimentCommand : MagicCommand
     /// <inheritdoc />
     public override ImmutableArray<CommandParameter> Parameters { get; } =
     [
-        new("--store", typeof(string), "Run store (JSON Lines); the pre-trained weights are kept next to it. Omit to keep results in memory only."),
-        new("--data", typeof(string), "Path of tinyshakespeare.txt (default: the notebook data folder)."),
+        SharedParameters.Store with { Description = "Run-store file (JSON Lines): finished runs are appended and skipped when the command runs again; the pre-trained weights are kept next to it. Omit to keep results in memory only." },
+        SharedParameters.DataDir with { Description = "Data folder with tinyshakespeare.txt (default: the notebook data folder, SCALING_INTERACTIVE_DATA)." },
         new("--ranks", typeof(int[]), "LoRA ranks.") { Default = new[] { 1, 4, 8, 16, 64 }, Minimum = 1, Maximum = 4096 },
         new("--no-rslora", typeof(bool), "Skip the rank-stabilised runs."),
-        new("--width", typeof(int), "Model width.") { Default = 64, Minimum = 8, Maximum = 4096 },
-        new("--depth", typeof(int), "Transformer blocks.") { Default = 2, Minimum = 1, Maximum = 64 },
-        new("--pretrain-steps", typeof(int), "Pre-training steps on A.") { Default = 1500, Minimum = 1 },
-        new("--steps", typeof(int), "Fine-tuning steps on B.") { Default = 400, Minimum = 1 },
+        SharedParameters.Width,
+        SharedParameters.Depth,
+        SharedParameters.PretrainSteps with { Description = "Pre-training steps on the synthetic grammar (A).", Default = 1500, Minimum = 1 },
+        SharedParameters.Steps with { Description = "Fine-tuning steps on B per run.", Default = 400 },
         new("--sequential-steps", typeof(int), "Steps per task of B -> C -> D (0 skips the sequence).") { Default = 300, Minimum = 0 },
         new("--sequential-ranks", typeof(int[]), "LoRA ranks trained on the sequence (full fine-tuning always is).") { Default = new[] { 1, 8, 64 }, Minimum = 1 },
         new("--full-lrs", typeof(double[]), "Learning rates for full fine-tuning.") { Default = new[] { 1e-4, 3e-4 }, Minimum = 1e-8, Maximum = 10 },
         new("--lora-lrs", typeof(double[]), "Learning rates for LoRA.") { Default = new[] { 3e-4, 1e-3, 3e-3 }, Minimum = 1e-8, Maximum = 10 },
         new("--alpha", typeof(double), "LoRA alpha (default 2r, as Shuttleworth et al.).") { Minimum = 1e-6 },
-        new("--batch", typeof(int), "Sequences per batch.") { Default = 16, Minimum = 1 },
-        new("--top-k", typeof(int), "Top singular vectors examined.") { Default = 10, Minimum = 1 },
-        new("--epsilon", typeof(double), "Headline cosine threshold.") { Default = 0.5, Minimum = 1e-9, Maximum = 1 },
+        SharedParameters.BatchSize with { Default = 16 },
+        SharedParameters.TopK,
+        SharedParameters.Epsilon,
         new("--lambda", typeof(double), "Mitigation: fraction of each intruder's singular value kept.") { Default = 0.75, Minimum = 0, Maximum = 1 },
-        new("--seed", typeof(long), "Seed.") { Default = 0L },
-        new("--device", typeof(string), "auto, cpu, cuda or cuda:N.") { Default = "auto" },
-        new("--name", typeof(string), "Variable that receives the result."),
+        SharedParameters.Seed with { Description = "Seed of initialisation, LoRA A matrices and batch order." },
+        SharedParameters.Device,
+        SharedParameters.Name("LoraExperimentResult"),
     ];
 
     /// <inheritdoc />
@@ -184,16 +127,18 @@ public sealed class LoraExperimentCommand : MagicCommand
             SequentialRanks = arguments.Get<int[]>("--sequential-ranks"),
             FullLearningRates = arguments.Get<double[]>("--full-lrs"),
             LoraLearningRates = arguments.Get<double[]>("--lora-lrs"),
-            BatchSize = arguments.Get<int>("--batch"),
+            BatchSize = arguments.Get<int>("--batch-size"),
             Alpha = arguments.IsGiven("--alpha") ? arguments.Get<double>("--alpha") : null,
             Intruders = new IntruderOptions { TopK = arguments.Get<int>("--top-k"), Epsilon = arguments.Get<double>("--epsilon") },
             MitigationLambda = arguments.Get<double>("--lambda"),
-            Seed = arguments.Get<long>("--seed"),
+            Seed = arguments.Get<int>("--seed"),
         };
         try { options.Validate(); }
         catch (ArgumentException e) { throw new CommandException("#!lora-experiment: " + e.Message); }
-        string data = arguments.Get<string>("--data") ?? NotebookSession.DataFile("tinyshakespeare.txt");
-        if (!File.Exists(data)) throw new FileNotFoundException($"--data '{data}' does not exist; give the path of tinyshakespeare.txt.", data);
+        string folder = arguments.Get<string>("--data-dir") ?? NotebookSession.DataDirectory;
+        string data = Path.Combine(folder, TextCorpus.TinyShakespeareFile);
+        if (!File.Exists(data))
+            throw new FileNotFoundException($"#!lora-experiment: --data-dir '{folder}' holds no {TextCorpus.TinyShakespeareFile}; give the folder that holds it (or set SCALING_INTERACTIVE_DATA).", data);
         var corpora = LoraExperimentCorpora.Default(data);
         IProgressSink? sink = null;
         var result = await Task.Run(() => LoraExperiment.Run(options, corpora, device, arguments.Get<string>("--store"),

@@ -9,7 +9,7 @@ internal static class ProxyCommandOptions
 {
     public static readonly ImmutableArray<CommandParameter> Shared =
     [
-        new("--depth", typeof(int), "Transformer blocks.") { Default = 2, Minimum = 1 },
+        SharedParameters.Depth,
         new("--head-dim", typeof(int), "Head size; heads = width / head size.") { Default = 16, Minimum = 1 },
         new("--qk-layernorm", typeof(bool), "Layer-normalise queries and keys before the dot product."),
         new("--z-loss", typeof(bool), "Add 1e-4 * log(Z)^2 per token to the loss."),
@@ -18,13 +18,13 @@ internal static class ProxyCommandOptions
         new("--independent-wd", typeof(bool), "Weight decay independent of the learning rate: theta -= s_t*(eta*u + lambda*theta)."),
         new("--mup-base-width", typeof(double), "Use muP with this base width (hidden init and LR scaled by width, attention 1/head_dim, output 1/m).") { Minimum = 1 },
         new("--schedule", typeof(string), "Learning-rate schedule.") { Default = "cosine", AllowedValues = ["cosine", "constant", "wsd", "linear"] },
-        new("--steps", typeof(int), "Optimiser steps per run.") { Default = 200, Minimum = 1 },
-        new("--batch", typeof(int), "Sequences per batch.") { Default = 32, Minimum = 1 },
-        new("--seq-len", typeof(int), "Tokens per sequence.") { Default = 64, Minimum = 2 },
+        SharedParameters.Steps,
+        SharedParameters.BatchSize,
+        SharedParameters.SequenceLength,
         new("--log-every", typeof(int), "Record metrics every this many steps.") { Default = 10, Minimum = 1 },
-        new("--device", typeof(string), "Device: auto (CUDA when available), cpu, cuda or cuda:N.") { Default = "auto" },
-        new("--threads", typeof(int), "LibTorch CPU threads for the process (0 keeps LibTorch's choice; 1 is fastest for tiny models on a busy machine).") { Default = 0, Minimum = 0 },
-        new("--data", typeof(string), "Corpus: 'synthetic' (built-in grammar, no download) or the path of a UTF-8 text file (a bare file name is also looked up in the notebook data folder).") { Default = "synthetic" },
+        SharedParameters.Device,
+        SharedParameters.Threads,
+        SharedParameters.Corpus,
     ];
 
     public static ProxyModelConfig Model(CommandArguments a, int width) => new()
@@ -47,7 +47,7 @@ internal static class ProxyCommandOptions
     public static ProxyTrainingOptions Training(CommandArguments a, double learningRate, long seed) => new ProxyTrainingOptions
     {
         Steps = a.Get<int>("--steps"),
-        BatchSize = a.Get<int>("--batch"),
+        BatchSize = a.Get<int>("--batch-size"),
         SequenceLength = a.Get<int>("--seq-len"),
         LearningRate = learningRate,
         MinLearningRate = Math.Min(1e-5, learningRate),
@@ -76,15 +76,8 @@ internal static class ProxyCommandOptions
         if (threads > 0) TorchSharp.torch.set_num_threads(threads);
     }
 
-    public static TextCorpus Corpus(string? data)
-    {
-        string source = string.IsNullOrWhiteSpace(data) ? "synthetic" : data.Trim();
-        if (source.Equals("synthetic", StringComparison.OrdinalIgnoreCase)) return TextCorpus.Synthetic();
-        if (File.Exists(source)) return TextCorpus.FromFile(source);
-        string inData = Path.Combine(NotebookSession.DataDirectory, source);
-        if (File.Exists(inData)) return TextCorpus.FromFile(inData);
-        throw new FileNotFoundException($"--data '{source}' is neither 'synthetic' nor an existing file (also looked in the data folder '{NotebookSession.DataDirectory}').", source);
-    }
+    /// <summary>The --corpus of the arguments (see <see cref="TextCorpus.Resolve"/>).</summary>
+    public static TextCorpus Corpus(CommandArguments a) => TextCorpus.Resolve(a.Get<string>("--corpus"));
 }
 
 /// <summary><c>#!proxy-train</c>: trains one small transformer and shows its losses, attention logits and log Z.</summary>
@@ -99,10 +92,10 @@ public sealed class ProxyTrainCommand : MagicCommand
     /// <inheritdoc />
     public override ImmutableArray<CommandParameter> Parameters { get; } =
     [
-        new CommandParameter("--width", typeof(int), "Model width d_model.") { Default = 64, Minimum = 1 },
+        SharedParameters.Width,
         new CommandParameter("--lr", typeof(double), "Peak learning rate.") { Default = 1e-3 },
-        new CommandParameter("--seed", typeof(int), "Seed of initialisation and batches.") { Default = 0 },
-        new CommandParameter("--name", typeof(string), "Notebook variable that receives the ProxyRunResult.") { Default = "proxyRun" },
+        SharedParameters.Seed with { Description = "Seed of initialisation and batches." },
+        SharedParameters.Name("ProxyRunResult", "proxyRun"),
         .. ProxyCommandOptions.Shared,
     ];
 
@@ -113,7 +106,7 @@ public sealed class ProxyTrainCommand : MagicCommand
         if (!double.IsFinite(lr) || lr <= 0) throw new CommandException($"--lr must be a positive learning rate; got {lr}.");
         var model = ProxyCommandOptions.Model(arguments, arguments.Get<int>("--width"));
         var training = ProxyCommandOptions.Training(arguments, lr, arguments.Get<int>("--seed"));
-        var corpus = ProxyCommandOptions.Corpus(arguments.Get<string>("--data"));
+        var corpus = ProxyCommandOptions.Corpus(arguments);
         var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
         ProxyCommandOptions.ApplyThreads(arguments);
         var progress = host.CreateProgress($"#!proxy-train width {model.Width}, lr {lr:G3}", training.Steps);
@@ -132,9 +125,6 @@ public sealed class ProxyTrainCommand : MagicCommand
 /// </summary>
 public sealed class ProxySweepCommand : MagicCommand
 {
-    /// <summary>Setting names accepted by <c>--compare</c> (combine with '+', e.g. <c>qk-layernorm+z-loss</c>).</summary>
-    public static readonly ImmutableArray<string> Interventions = ["baseline", "qk-layernorm", "z-loss", "warmup", "independent-wd", "mup", "sp"];
-
     /// <inheritdoc />
     public override string Name => "#!proxy-sweep";
 
@@ -149,10 +139,10 @@ public sealed class ProxySweepCommand : MagicCommand
         new CommandParameter("--lr-min", typeof(double), "Smallest learning rate of a log-spaced range."),
         new CommandParameter("--lr-max", typeof(double), "Largest learning rate of a log-spaced range."),
         new CommandParameter("--lr-count", typeof(int), "Number of log-spaced learning rates.") { Default = 5, Minimum = 1 },
-        new CommandParameter("--seeds", typeof(int[]), "Seeds (JSON list).") { Default = new[] { 0 } },
-        new CommandParameter("--compare", typeof(string[]), "Settings to compare, each applied on top of the switches: baseline, qk-layernorm, z-loss, warmup, independent-wd, mup, sp (combine with '+').") { Default = new[] { "baseline" } },
-        new CommandParameter("--store", typeof(string), "Run-store file (JSON lines): finished runs are skipped on restart. Default: a file in the temp folder named after --name."),
-        new CommandParameter("--name", typeof(string), "Sweep name and the notebook variable that receives the ProxySweepResult.") { Default = "proxySweep" },
+        SharedParameters.Seeds,
+        new CommandParameter("--compare", typeof(string[]), $"Settings to compare, each applied on top of the switches: {string.Join(", ", ProxySettings.Names)} (combine with '+'; see ProxySettings).") { Default = new[] { "baseline" } },
+        SharedParameters.Store with { Description = SharedParameters.Store.Description + " Default: a file in the temp folder named after --name." },
+        SharedParameters.Name("ProxySweepResult (also the sweep's name in the store)", "proxySweep"),
         .. ProxyCommandOptions.Shared,
     ];
 
@@ -161,7 +151,7 @@ public sealed class ProxySweepCommand : MagicCommand
     {
         var spec = BuildSpec(arguments);
         var runs = spec.Runs();
-        var corpus = ProxyCommandOptions.Corpus(arguments.Get<string>("--data"));
+        var corpus = ProxyCommandOptions.Corpus(arguments);
         var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
         ProxyCommandOptions.ApplyThreads(arguments);
         string name = arguments.Get<string>("--name") ?? "proxySweep";
@@ -212,28 +202,10 @@ public sealed class ProxySweepCommand : MagicCommand
         };
     }
 
-    /// <summary>
-    /// A named setting: each part switches one intervention on relative to the command's switches. warmup uses
-    /// --warmup (10% of the steps when 0); independent-wd uses --weight-decay (1e-4 when 0, the paper's value);
-    /// mup uses --mup-base-width (the smallest width when absent); sp forces the standard parametrisation.
-    /// </summary>
+    /// <summary>A --compare setting, from the proxies API's catalogue (<see cref="ProxySettings"/>).</summary>
     internal static ProxySetting Setting(string name, CommandArguments a, ProxyTrainingOptions training, int[] widths)
     {
-        var setting = new ProxySetting { Name = name };
-        foreach (string part in name.Split('+', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            setting = part.ToLowerInvariant() switch
-            {
-                "baseline" => setting,
-                "qk-layernorm" => setting with { QkLayerNorm = true },
-                "z-loss" => setting with { ZLoss = true },
-                "warmup" => setting with { WarmupSteps = training.WarmupSteps > 0 ? training.WarmupSteps : Math.Max(1, training.Steps / 10) },
-                "independent-wd" => setting with { WeightDecayMode = WeightDecayMode.Independent, WeightDecay = training.WeightDecay > 0 ? training.WeightDecay : 1e-4 },
-                "mup" => setting with { MupBaseWidth = a["--mup-base-width"] is double b ? b : widths.Min() },
-                "sp" => setting with { StandardParametrisation = true },
-                _ => throw new CommandException($"--compare setting '{part}' is not known; use {string.Join(", ", Interventions)} (combine with '+')."),
-            };
-        }
-        return setting;
+        try { return ProxySettings.Create(name, training, widths, a["--mup-base-width"] is double b ? b : null); }
+        catch (ArgumentException e) { throw new CommandException($"#!proxy-sweep: --compare '{name}': {e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal)}"); }
     }
 }

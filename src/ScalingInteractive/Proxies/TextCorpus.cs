@@ -50,6 +50,30 @@ public sealed class TextCorpus
         return new TextCorpus(Path.GetFileName(path), File.ReadAllBytes(path), validationFraction);
     }
 
+    /// <summary>File name of tiny Shakespeare in a data folder.</summary>
+    public const string TinyShakespeareFile = "tinyshakespeare.txt";
+
+    /// <summary>
+    /// A corpus by name: <c>synthetic</c> (the built-in grammar, no download), <c>shakespeare</c>
+    /// (<see cref="TinyShakespeareFile"/> in <paramref name="dataDirectory"/>), or the path of a UTF-8 text file; a bare
+    /// file name that is not found is also looked up in <paramref name="dataDirectory"/>.
+    /// </summary>
+    /// <param name="nameOrPath">synthetic, shakespeare or a file path (null or blank: synthetic).</param>
+    /// <param name="dataDirectory">The data folder (null: <see cref="Hosting.NotebookSession.DataDirectory"/>).</param>
+    /// <exception cref="FileNotFoundException">The file is neither a path nor in the data folder.</exception>
+    public static TextCorpus Resolve(string? nameOrPath, string? dataDirectory = null)
+    {
+        string source = string.IsNullOrWhiteSpace(nameOrPath) ? "synthetic" : nameOrPath.Trim();
+        string folder = dataDirectory ?? Hosting.NotebookSession.DataDirectory;
+        if (source.Equals("synthetic", StringComparison.OrdinalIgnoreCase)) return Synthetic();
+        if (source.Equals("shakespeare", StringComparison.OrdinalIgnoreCase)) source = TinyShakespeareFile;
+        if (File.Exists(source)) return FromFile(source);
+        string inData = Path.Combine(folder, source);
+        if (File.Exists(inData)) return FromFile(inData);
+        throw new FileNotFoundException($"Corpus '{nameOrPath}' is neither 'synthetic', 'shakespeare' nor an existing file (also looked in the data folder '{folder}'; " +
+                                        "DownloadTinyShakespeareAsync() fetches tiny Shakespeare once with a network).", source);
+    }
+
     /// <summary>Tokens of a string's UTF-8 bytes.</summary>
     public static TextCorpus FromText(string name, string text, double validationFraction = 0.1)
     {

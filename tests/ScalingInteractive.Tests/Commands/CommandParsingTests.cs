@@ -134,4 +134,88 @@ public class CommandParsingTests
         Assert.Equal("MaxItems", new CommandParameter("--max-items", typeof(int), "d").PropertyName);
         Assert.Equal("LearningRates", new CommandParameter("--learning-rates", typeof(double[]), "d").PropertyName);
     }
+
+    [Fact]
+    public void A_parameter_that_accepts_a_variable_takes_a_bare_name_else_a_path()
+    {
+        string file = Path.GetTempFileName();
+        try
+        {
+            var host = new TestHost();
+            var model = new object();
+            host.Variables["net"] = model;
+            Assert.Same(model, Bind("#!probe --data x --model net").GetVariableOrPath("--model", host, "a model"));
+            Assert.Equal(file, Bind($"#!probe --data x --model \"{file}\"").GetVariableOrPath("--model", host, "a model"));
+            Assert.Null(Bind("#!probe --data x").GetVariableOrPath("--model", host, "a model"));
+            string message = Assert.Throws<CommandException>(() => Bind("#!probe --data x --model nowhere").GetVariableOrPath("--model", host, "a TorchSharp module")).Message;
+            Assert.Contains("--model 'nowhere' is neither a C# variable", message);
+            Assert.Contains("nor an existing file or folder", message);
+            Assert.Contains("a TorchSharp module", message);
+            Assert.Contains("@csharp:myVariable", message);
+            Assert.Contains("bare name", message);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void Help_says_which_parameters_accept_a_variable()
+    {
+        var parameter = new ProbeCommand().FindParameter("--model")!;
+        Assert.True(parameter.AcceptsVariable);
+        Assert.StartsWith(CommandParameter.VariableOrPath, parameter.Accepts);
+        Assert.Throws<ArgumentException>(() => new CommandParameter("--n", typeof(int), "d") { AcceptsVariable = true });
+        foreach (string name in new[] { "#!scaling-fit --data", "#!lora-spectrum --base", "#!lora-spectrum --tuned", "#!lora-spectrum --adapter" })
+        {
+            var (command, p) = (CommandCatalog.Get(name.Split(' ')[0]), name.Split(' ')[1]);
+            Assert.True(command.FindParameter(p)!.AcceptsVariable, name);
+        }
+        string help = new ScalingInteractive.Display.CommandHelp([CommandCatalog.Get("lora-spectrum")]).ToText();
+        Assert.Contains(CommandParameter.VariableOrPath, help);
+    }
+
+    [Fact]
+    public void Every_shared_parameter_has_one_type_and_one_meaning_across_commands()
+    {
+        var all = CommandCatalog.All.SelectMany(c => c.Parameters.Select(p => (Command: c.Name, Parameter: p))).ToList();
+        foreach (var group in all.GroupBy(x => x.Parameter.Name).Where(g => g.Count() > 1))
+        {
+            Assert.Single(group.Select(x => x.Parameter.Type).Distinct());
+            Assert.Single(group.Select(x => x.Parameter.AcceptsVariable).Distinct());
+        }
+        Type? TypeOf(string name) => all.Where(x => x.Parameter.Name == name).Select(x => x.Parameter.Type).Distinct().SingleOrDefault();
+        Assert.Equal(typeof(int[]), TypeOf("--seeds"));
+        Assert.Equal(typeof(int), TypeOf("--seed"));
+        Assert.Equal(typeof(double), TypeOf("--epsilon"));
+        Assert.Equal(typeof(double[]), TypeOf("--epsilon-sweep"));
+        Assert.Equal(typeof(int), TypeOf("--batch-size"));
+        Assert.DoesNotContain(all, x => x.Parameter.Name == "--batch");
+        // --data is only "the data to fit/analyse"; corpora are --corpus and data folders --data-dir.
+        Assert.Equal(["#!scaling-fit"], all.Where(x => x.Parameter.Name == "--data").Select(x => x.Command));
+        Assert.Equal(["#!proxy-train", "#!proxy-sweep"], all.Where(x => x.Parameter.Name == "--corpus").Select(x => x.Command));
+        Assert.Equal(["#!intrinsic-dim", "#!lora-experiment"], all.Where(x => x.Parameter.Name == "--data-dir").Select(x => x.Command));
+        Assert.Equal(0.5, CommandCatalog.Get("lora-spectrum").FindParameter("--epsilon")!.Default);
+    }
+
+    [Fact]
+    public void Every_magic_line_of_the_bundled_notebooks_uses_declared_parameters()
+    {
+        int lines = 0;
+        foreach (string path in Directory.GetFiles(RepoPaths.Notebooks, "*.dib"))
+            foreach (string line in File.ReadLines(path).Where(l => l.StartsWith("#!", StringComparison.Ordinal)))
+            {
+                var parsed = CommandLineParser.Parse(line, _ => "@");
+                if (CommandCatalog.Find(parsed.CommandName) is not { } command) continue; // #!csharp, #!markdown, ...
+                lines++;
+                // @csharp values stand in as a value of the parameter's type; the rest binds as written.
+                var arguments = parsed.Arguments.Select(a =>
+                {
+                    if (a.Value != "@") return a;
+                    var type = (a.Name is null ? command.Parameters.First(p => p.AllowImplicitName) : command.FindParameter(a.Name))?.Type;
+                    return a with { Value = type == typeof(int) ? "1" : type == typeof(int[]) ? "[1]" : type == typeof(double[]) ? "[0.1]" : "x" };
+                }).ToList();
+                var exception = Record.Exception(() => CommandBinder.BindText(command, arguments));
+                Assert.True(exception is null, $"{Path.GetFileName(path)}: {line}\n{exception?.Message}");
+            }
+        Assert.True(lines >= 10, $"only {lines} magic lines found");
+    }
 }

@@ -19,6 +19,7 @@ internal sealed class ProbeCommand : MagicCommand
         new("--columns", typeof(string[]), "columns"),
         new("--delta", typeof(double), "huber delta") { Default = 1e-3, Minimum = 0 },
         new("--quick", typeof(bool), "flag"),
+        new("--model", typeof(string), "a model") { AcceptsVariable = true },
     ];
 
     public override Task InvokeAsync(CommandArguments arguments, ICommandHost host)

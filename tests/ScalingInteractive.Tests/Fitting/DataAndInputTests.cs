@@ -130,4 +130,15 @@ public class DataAndInputTests : IDisposable
         var (prediction, lower, upper) = fit.PredictWithInterval([[1e9, 2e10]]);
         Assert.InRange(prediction[0], lower[0], upper[0]);
     }
+
+    [Fact]
+    public void From_reads_any_supported_holder_and_names_the_accepted_ones()
+    {
+        var columns = new Dictionary<string, double[]> { ["N"] = [1, 2, 3], ["loss"] = [3, 2, 1] };
+        var data = FitData.From(columns, ["N"], "loss");
+        Assert.Equal(3, data.Count);
+        Assert.Same(data, FitData.From(data, ["N"], "loss"));
+        Assert.Equal(3, FitData.From(new[] { new { N = 1.0, loss = 2.0 }, new { N = 2.0, loss = 1.0 }, new { N = 3.0, loss = 0.5 } }, ["N"], "loss").Count);
+        Assert.Contains("DataFrame", Assert.Throws<ArgumentException>(() => FitData.From(42, ["N"], "loss")).Message);
+    }
 }

@@ -38,7 +38,8 @@ public class ScalingFitCommandTests
             var error = await Assert.ThrowsAsync<ArgumentException>(() => CommandCatalog.InvokeAsync($"#!scaling-fit chinchilla --data \"{csv}\" --x N,D", host));
             Assert.Contains("Unknown column 'N'", error.Message);
             var missing = await Assert.ThrowsAsync<CommandException>(() => CommandCatalog.InvokeAsync("#!scaling-fit chinchilla --data nothing", host));
-            Assert.Contains("neither a C# variable nor an existing CSV file", missing.Message);
+            Assert.Contains("--data 'nothing' is neither a C# variable (none has that name) nor an existing file or folder", missing.Message);
+            Assert.Contains("@csharp:myVariable", missing.Message);
             var badLaw = await Assert.ThrowsAsync<CommandException>(() => CommandCatalog.InvokeAsync("#!scaling-fit --law chinchila --data nothing", host));
             Assert.Contains("chinchilla", badLaw.Message);
         }

@@ -14,19 +14,20 @@ public class IntrinsicDimCommandTests : IDisposable
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
     private static string Line(string rest) =>
-        $"#!intrinsic-dim {rest} --data \"{RepoPaths.SharedData}\" --bootstrap 50" + (rest.Contains("--device", StringComparison.Ordinal) ? "" : " --device cpu");
+        $"#!intrinsic-dim {rest} --data-dir \"{RepoPaths.SharedData}\" --bootstrap 50" + (rest.Contains("--device", StringComparison.Ordinal) ? "" : " --device cpu");
 
     [Fact]
     public async Task Runs_a_small_sweep_shows_the_report_and_resumes_from_the_store()
     {
         string store = Path.Combine(_folder, "runs.jsonl");
         var host = new TestHost();
-        string line = Line($"mnist-mlp --dims [20,200] --projection dense,fastfood --seeds 1 --steps 40 --batch-size 32 --store \"{store}\" --name report");
+        string line = Line($"mnist-mlp --dims [20,200] --projection dense,fastfood --seeds [3] --steps 40 --batch-size 32 --store \"{store}\" --name report");
         await CommandCatalog.InvokeAsync(line, host);
         var report = Assert.IsType<IntrinsicDimensionReport>(host.Variables["report"]);
         Assert.Equal(199_210, report.ParameterCount);
         Assert.Equal(["dense", "fastfood"], report.Series.Select(s => s.Name));
         Assert.Equal(5, report.Runs.Count); // baseline + 2 projections x 2 dims
+        Assert.All(report.Runs, r => Assert.Equal(3, r.Seed)); // --seeds is the list of seeds, not a count
         string html = report.ToHtml();
         Assert.Contains("90% of baseline", html);
         Assert.Contains("d90", html);
@@ -67,7 +68,7 @@ public class IntrinsicDimCommandTests : IDisposable
     public async Task Said_per_tensor_runs_name_their_series_and_a_log_range_is_used_without_dims()
     {
         var host = new TestHost();
-        await CommandCatalog.InvokeAsync(Line("mnist-cnn --d-min 20 --d-max 80 --d-points 2 --said --per-tensor --seeds 1 --steps 5 --batch-size 16 --name r"), host);
+        await CommandCatalog.InvokeAsync(Line("mnist-cnn --d-min 20 --d-max 80 --d-points 2 --said --per-tensor --seeds [0] --steps 5 --batch-size 16 --name r"), host);
         var report = Assert.IsType<IntrinsicDimensionReport>(host.Variables["r"]);
         Assert.Equal("fastfood per-tensor SAID", Assert.Single(report.Series).Name);
         Assert.Equal([20L, 80], report.Series[0].Curve.Select(p => p.Dimension));
@@ -79,7 +80,7 @@ public class IntrinsicDimCommandTests : IDisposable
     {
         var host = new TestHost();
         var error = await Assert.ThrowsAsync<FileNotFoundException>(() =>
-            CommandCatalog.InvokeAsync($"#!intrinsic-dim mnist-cnn --data \"{_folder}\" --device cpu", host));
+            CommandCatalog.InvokeAsync($"#!intrinsic-dim mnist-cnn --data-dir \"{_folder}\" --device cpu", host));
         Assert.Contains(MnistData.TestImagesFile, error.Message);
     }
 

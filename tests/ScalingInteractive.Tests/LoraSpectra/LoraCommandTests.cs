@@ -23,7 +23,7 @@ public sealed class LoraCommandTests : IDisposable
         var host = new TestHost();
         host.Variables["base"] = baseModel;
         host.Variables["tuned"] = tuned;
-        await CommandCatalog.InvokeAsync("#!lora-spectrum --base base --tuned tuned --top-k 3 --epsilon [0.3,0.5] --name cmp", host);
+        await CommandCatalog.InvokeAsync("#!lora-spectrum --base base --tuned tuned --top-k 3 --epsilon-sweep [0.3,0.5] --name cmp", host);
         var result = Assert.IsType<ModelSpectrum>(host.Variables["cmp"]);
         Assert.Equal("cmp", result.Name);
         Assert.Single(result.Layers);
@@ -55,10 +55,10 @@ public sealed class LoraCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData("#!lora-spectrum --base nowhere --tuned nowhere", "neither a notebook variable nor an existing safetensors file")]
-    [InlineData("#!lora-spectrum --base x", "needs --tuned")]
+    [InlineData("#!lora-spectrum --base nowhere --tuned nowhere", "--base 'nowhere' is neither a C# variable (none has that name) nor an existing file or folder")]
+    [InlineData("#!lora-spectrum --base x", "is neither a C# variable")]
     [InlineData("#!lora-spectrum --base x --tuned x --top-k 0", "--top-k")]
-    [InlineData("#!lora-spectrum --base x --tuned x --epsilon [1.5]", "--epsilon")]
+    [InlineData("#!lora-spectrum --base x --tuned x --epsilon 1.5", "--epsilon 1.5 is not accepted")]
     [InlineData("#!lora-experiment --ranks [0]", "--ranks")]
     public async Task Bad_command_input_gets_a_user_message(string line, string expected)
     {
@@ -66,6 +66,21 @@ public sealed class LoraCommandTests : IDisposable
         string? message = CommandCatalog.UserErrorMessage(error);
         Assert.NotNull(message);
         Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public async Task Spectrum_command_needs_a_tuned_side_and_says_bare_names_are_variables()
+    {
+        var host = new TestHost();
+        host.Variables["a"] = new Dictionary<string, Tensor> { ["w"] = randn(4, 4) };
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => CommandCatalog.InvokeAsync("#!lora-spectrum --base a", host));
+        Assert.Contains("needs --tuned", CommandCatalog.UserErrorMessage(error));
+        // What @csharp:a would have passed: the dictionary's type name, which is neither a variable nor a path.
+        error = await Assert.ThrowsAnyAsync<Exception>(() => CommandCatalog.InvokeAsync("#!lora-spectrum --base a --tuned System.Collections.Generic.Dictionary`2", host));
+        string message = CommandCatalog.UserErrorMessage(error)!;
+        Assert.Contains("--tuned 'System.Collections.Generic.Dictionary`2' is neither a C# variable", message);
+        Assert.Contains("bare name", message);
+        Assert.Contains("@csharp:", message);
     }
 
     [Fact]

@@ -17,7 +17,7 @@ public class ProxyCommandTests : IDisposable
     {
         string store = Path.Combine(_dir, "s.jsonl");
         string line = $"#!proxy-sweep --widths [16] --head-dim 8 --lr-min 1e-3 --lr-max 1e-2 --lr-count 2 --compare [\"baseline\",\"qk-layernorm+z-loss\"] " +
-                      $"--steps 6 --batch 4 --seq-len 16 --log-every 3 --device cpu --data \"{Shakespeare}\" --store \"{store}\" --name sw";
+                      $"--steps 6 --batch-size 4 --seq-len 16 --log-every 3 --device cpu --corpus \"{Shakespeare}\" --store \"{store}\" --name sw";
         var host = new TestHost();
         await CommandCatalog.InvokeAsync(line, host);
         var result = Assert.IsType<ProxySweepResult>(host.Variables["sw"]);
@@ -33,7 +33,7 @@ public class ProxyCommandTests : IDisposable
     public async Task TrainCommandSetsARunResult()
     {
         var host = new TestHost();
-        await CommandCatalog.InvokeAsync($"#!proxy-train --width 16 --head-dim 8 --lr 3e-3 --steps 5 --batch 2 --seq-len 16 --schedule wsd --device cpu --data synthetic --name r", host);
+        await CommandCatalog.InvokeAsync($"#!proxy-train --width 16 --head-dim 8 --lr 3e-3 --steps 5 --batch-size 2 --seq-len 16 --schedule wsd --device cpu --corpus synthetic --name r", host);
         var run = Assert.IsType<ProxyRunResult>(host.Variables["r"]);
         Assert.Equal(5, run.StepsCompleted);
         Assert.Equal(LearningRateSchedule.WarmupStableDecay, run.Training.Schedule);
@@ -45,7 +45,7 @@ public class ProxyCommandTests : IDisposable
     [InlineData("#!proxy-sweep --widths [16] --head-dim 8", "Give the learning rates")]
     [InlineData("#!proxy-sweep --widths [16] --head-dim 8 --lr-min 1e-2 --lr-max 1e-3", "at least the smallest")]
     [InlineData("#!proxy-sweep --widths [16] --head-dim 8 --learning-rates [1e-3] --compare [\"magic\"]", "'magic' is not known")]
-    [InlineData("#!proxy-train --width 16 --head-dim 8 --data /no/such/file.txt", "neither 'synthetic' nor an existing file")]
+    [InlineData("#!proxy-train --width 16 --head-dim 8 --corpus /no/such/file.txt", "neither 'synthetic', 'shakespeare' nor an existing file")]
     [InlineData("#!proxy-train --width 16 --head-dim 8 --lr 0", "--lr must be a positive")]
     public async Task BadArgumentsGiveClearMessages(string line, string message)
     {
@@ -69,7 +69,7 @@ public class ProxyCommandTests : IDisposable
         cts.Cancel();
         var host = new TestHost { CancellationToken = cts.Token };
         var error = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => CommandCatalog.InvokeAsync(
-            $"#!proxy-sweep --widths [16] --head-dim 8 --learning-rates [1e-3] --steps 5 --batch 2 --seq-len 16 --device cpu --store \"{store}\"", host));
+            $"#!proxy-sweep --widths [16] --head-dim 8 --learning-rates [1e-3] --steps 5 --batch-size 2 --seq-len 16 --device cpu --store \"{store}\"", host));
         Assert.Equal("Cancelled.", CommandCatalog.UserErrorMessage(error));
         Assert.Single(File.ReadAllLines(store)); // header only
     }
