@@ -70,7 +70,14 @@ public static class CommandBinder
     /// Each value goes through the same conversion as a text command line, so a wrong-typed value gets a message that
     /// names the parameter, the value and what is accepted.
     /// </summary>
-    public static CommandArguments BindJson(MagicCommand command, IReadOnlyDictionary<string, JsonElement> values)
+    /// <remarks>
+    /// With <paramref name="variables"/>, a value that is a bare C# identifier naming a notebook variable stands for that
+    /// variable's value (<c>--steps steps</c>), for every parameter that cannot take the identifier literally: numbers,
+    /// lists and flags never parse as an identifier, so nothing is ambiguous. Parameters that accept a variable
+    /// (<see cref="CommandParameter.AcceptsVariable"/>) keep the name; the command resolves it to the object. This is how
+    /// notebooks pass C# values to commands in the kernel, whose <c>@csharp:</c> binding fails with two values on a line.
+    /// </remarks>
+    public static CommandArguments BindJson(MagicCommand command, IReadOnlyDictionary<string, JsonElement> values, Func<string, object?>? variables = null)
     {
         var typed = new List<(CommandParameter, object?)>();
         foreach (var (key, element) in values)
@@ -86,10 +93,28 @@ public static class CommandBinder
             }
             // A JSON string holds the text the user typed ("abc", or a quoted value); anything else is a JSON literal.
             string text = element.ValueKind == JsonValueKind.String ? element.GetString()! : element.GetRawText();
+            if (variables is not null && VariableText(parameter, text, variables) is { } substituted) text = substituted;
             typed.Add((parameter, ConvertText(command, parameter, text)));
         }
         return Validate(command, typed);
     }
+
+    /// <summary>The text of the variable a bare identifier names, or null when the value stays as typed.</summary>
+    internal static string? VariableText(CommandParameter parameter, string value, Func<string, object?> variables)
+    {
+        if (parameter.AcceptsVariable || !IsIdentifier(value)) return null;
+        if (parameter.Type == typeof(string) && parameter.AllowedValues.Contains(value, StringComparer.OrdinalIgnoreCase)) return null;
+        return variables(value) switch
+        {
+            null => null,
+            string text => text,
+            IEnumerable list => JsonSerializer.Serialize(list.Cast<object?>()),
+            var other => CommandLineParser.VariableText(other),
+        };
+    }
+
+    private static bool IsIdentifier(string value) =>
+        value.Length > 0 && (char.IsLetter(value[0]) || value[0] == '_') && value.All(c => char.IsLetterOrDigit(c) || c == '_');
 
     private static CommandArguments Validate(MagicCommand command, List<(CommandParameter Parameter, object? Value)> typed)
     {

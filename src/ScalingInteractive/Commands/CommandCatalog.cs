@@ -65,7 +65,7 @@ public static class CommandCatalog
     public static Task InvokeJsonAsync(string commandName, IReadOnlyDictionary<string, System.Text.Json.JsonElement> values, ICommandHost host)
     {
         var command = Get(commandName);
-        var arguments = CommandBinder.BindJson(command, values);
+        var arguments = CommandBinder.BindJson(command, values, name => host.TryGetVariable(name, out object? value) ? value : null);
         return command.InvokeAsync(arguments, host);
     }
 

@@ -206,16 +206,48 @@ public class CommandParsingTests
                 var parsed = CommandLineParser.Parse(line, _ => "@");
                 if (CommandCatalog.Find(parsed.CommandName) is not { } command) continue; // #!csharp, #!markdown, ...
                 lines++;
-                // @csharp values stand in as a value of the parameter's type; the rest binds as written.
+                // Bare variable names (the kernel extension substitutes their values) stand in as a value of the
+                // parameter's type; the rest binds as written.
                 var arguments = parsed.Arguments.Select(a =>
                 {
-                    if (a.Value != "@") return a;
-                    var type = (a.Name is null ? command.Parameters.First(p => p.AllowImplicitName) : command.FindParameter(a.Name))?.Type;
-                    return a with { Value = type == typeof(int) ? "1" : type == typeof(int[]) ? "[1]" : type == typeof(double[]) ? "[0.1]" : "x" };
+                    bool identifier = a.Value is { Length: > 0 } v && char.IsLetter(v[0]) && v.All(c => char.IsLetterOrDigit(c) || c == '_');
+                    var declared = a.Name is null ? command.Parameters.First(p => p.AllowImplicitName) : command.FindParameter(a.Name);
+                    if (!(identifier && declared is { Type: var t } && t != typeof(string))) return a;
+                    var type = declared.Type;
+                    return a with { Value = type == typeof(int) ? "1" : type == typeof(double) ? "0.1" : type == typeof(int[]) ? "[1]" : type == typeof(double[]) ? "[0.1]" : "x" };
                 }).ToList();
                 var exception = Record.Exception(() => CommandBinder.BindText(command, arguments));
                 Assert.True(exception is null, $"{Path.GetFileName(path)}: {line}\n{exception?.Message}");
             }
         Assert.True(lines >= 10, $"only {lines} magic lines found");
+    }
+
+    [Fact]
+    public void Kernel_json_values_bind_with_the_library_messages_and_bare_names_stand_for_variables()
+    {
+        var command = CommandCatalog.Get("scaling-fit");
+        static Dictionary<string, System.Text.Json.JsonElement> Json(string json) =>
+            System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, System.Text.Json.JsonElement>>(json)!;
+        // What the kernel sends for "--law power --data points --bootstrap 200": camelCase keys, numbers as JSON, plus its own fields.
+        var bound = CommandBinder.BindJson(command, Json("""{"law":"power","data":"points","bootstrap":200,"invokedDirective":"#!scaling-fit","targetKernelName":"csharp"}"""));
+        Assert.Equal(200, bound.Get<int>("--bootstrap"));
+        Assert.Equal("points", bound.Get<string>("--data"));
+        // A wrong-typed value names the parameter, the value and what is accepted (the kernel said DNI106 ... Nullable`1).
+        var error = Assert.Throws<CommandException>(() => CommandBinder.BindJson(command, Json("""{"law":"power","data":"points","bootstrap":"abc"}""")));
+        Assert.Contains("--bootstrap 'abc' is not an integer", error.Message);
+        // A bare identifier naming a variable stands for its value where the parameter cannot take the name literally;
+        // --data accepts a variable, so the command receives the name and resolves the object itself.
+        var variables = new Dictionary<string, object?> { ["resamples"] = 300, ["points"] = new object() };
+        var substituted = CommandBinder.BindJson(command, Json("""{"law":"power","data":"points","bootstrap":"resamples"}"""), n => variables.GetValueOrDefault(n));
+        Assert.Equal(300, substituted.Get<int>("--bootstrap"));
+        Assert.Equal("points", substituted.Get<string>("--data"));
+        var lists = CommandCatalog.Get("intrinsic-dim");
+        var dims = CommandBinder.BindJson(lists, Json("""{"task":"mnist-mlp","dims":"myDims","seeds":"mySeeds"}"""),
+            n => n switch { "myDims" => new[] { 30, 300 }, "mySeeds" => new List<int> { 0, 1 }, _ => null });
+        Assert.Equal([30, 300], dims.Get<int[]>("--dims"));
+        Assert.Equal([0, 1], dims.Get<int[]>("--seeds"));
+        // An unknown bare name is left as typed and fails with the usual message.
+        Assert.Contains("'nothing' is not", Assert.Throws<CommandException>(() =>
+            CommandBinder.BindJson(command, Json("""{"law":"power","data":"p","bootstrap":"nothing"}"""), _ => null)).Message);
     }
 }
