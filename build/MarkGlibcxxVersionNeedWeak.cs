@@ -1,7 +1,8 @@
-// One source, two uses: the MSBuild inline task below (RoslynCodeTaskFactory, used by Directory.Build.targets on
-// the copies of libLibTorchSharp.so in build and publish folders) and ScalingInteractive.Hosting.TorchRuntime
-// (compiled into the library with SCALINGINTERACTIVE_LIBRARY defined), which patches a private copy for notebook
-// users on old hosts. Why: see Directory.Build.targets and ../shared/PLATFORM-NOTES.md.
+// One source, two uses: the MSBuild inline task below (RoslynCodeTaskFactory, used by build/ScalingInteractive.targets,
+// imported by Directory.Build.targets here and shipped as buildTransitive/ in the package, on the copies of
+// libLibTorchSharp.so in build and publish folders) and ScalingInteractive.Hosting.TorchNativeRemedy (compiled into
+// the library with SCALINGINTERACTIVE_LIBRARY defined), which loads a patched private copy for hosts that load
+// TorchSharp from the NuGet cache. Why: see build/ScalingInteractive.targets and README "Platform notes".
 using System;
 using System.IO;
 using System.Text;
@@ -80,6 +81,37 @@ namespace ScalingInteractive.Hosting
         public static string MarkWeak(string path, string versionName, bool dryRun = false)
         {
             byte[] elf = File.ReadAllBytes(path);
+            ushort flags;
+            int at = FindVersionNeedFlags(elf, versionName, out flags);
+            if (at < 0) return "no such version need";
+            if ((flags & VerFlgWeak) != 0) return "already weak";
+            if (dryRun) return "would patch";
+            using (var stream = new FileStream(path, FileMode.Open, FileAccess.Write))
+            {
+                stream.Position = at;
+                stream.Write(BitConverter.GetBytes((ushort)(flags | VerFlgWeak)), 0, 2);
+            }
+            return "patched";
+        }
+
+        /// <summary>Same as the file overload, on an ELF image in memory (edited in place unless <paramref name="dryRun"/>).</summary>
+        public static string MarkWeak(byte[] elf, string versionName, bool dryRun = false)
+        {
+            ushort flags;
+            int at = FindVersionNeedFlags(elf, versionName, out flags);
+            if (at < 0) return "no such version need";
+            if ((flags & VerFlgWeak) != 0) return "already weak";
+            if (dryRun) return "would patch";
+            byte[] patched = BitConverter.GetBytes((ushort)(flags | VerFlgWeak));
+            elf[at] = patched[0];
+            elf[at + 1] = patched[1];
+            return "patched";
+        }
+
+        /// <summary>File offset of vna_flags of the Vernaux entry named <paramref name="versionName"/>, or -1.</summary>
+        static int FindVersionNeedFlags(byte[] elf, string versionName, out ushort flags)
+        {
+            flags = 0;
             if (elf.Length < 64 || elf[0] != 0x7f || elf[1] != (byte)'E' || elf[2] != (byte)'L' || elf[3] != (byte)'F')
                 throw new InvalidDataException("not an ELF file");
             if (elf[4] != 2 || elf[5] != 1) throw new InvalidDataException("only ELF64 little-endian is supported");
@@ -110,20 +142,12 @@ namespace ScalingInteractive.Hosting
                     int aux = verneed + (int)auxOffset;
                     for (int a = 0; a < auxCount; a++)
                     {
-                        ushort flags = BitConverter.ToUInt16(elf, aux + 4);
                         uint nameOffset = BitConverter.ToUInt32(elf, aux + 8);
                         uint next = BitConverter.ToUInt32(elf, aux + 12);
                         if (ReadCString(elf, checked((int)strOffset + (int)nameOffset)) == versionName)
                         {
-                            if ((flags & VerFlgWeak) != 0) return "already weak";
-                            if (dryRun) return "would patch";
-                            ushort patched = (ushort)(flags | VerFlgWeak);
-                            using (var stream = new FileStream(path, FileMode.Open, FileAccess.Write))
-                            {
-                                stream.Position = aux + 4;
-                                stream.Write(BitConverter.GetBytes(patched), 0, 2);
-                            }
-                            return "patched";
+                            flags = BitConverter.ToUInt16(elf, aux + 4);
+                            return aux + 4;
                         }
                         if (next == 0) break;
                         aux += (int)next;
@@ -132,7 +156,7 @@ namespace ScalingInteractive.Hosting
                     verneed += (int)nextOffset;
                 }
             }
-            return "no such version need";
+            return -1;
         }
 
         static string ReadCString(byte[] bytes, int start)

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using TorchSharp;
 
@@ -19,13 +18,27 @@ public static class TorchRuntime
     /// <summary>The libstdc++ symbol version that libLibTorchSharp.so of TorchSharp 0.107.0 requires.</summary>
     public const string RequiredGlibcxx = "GLIBCXX_3.4.32";
 
-    /// <summary>Makes sure the native backend is loaded; throws <see cref="TorchUnavailableException"/> with a remedy otherwise.</summary>
+    /// <summary>
+    /// Makes sure the native backend is loaded; throws <see cref="TorchUnavailableException"/> with a remedy otherwise.
+    /// On old Linux hosts the patched private copy of libLibTorchSharp.so is already routed in when ScalingInteractive.dll
+    /// loads (a module initializer); this call prepares it eagerly so that a failure is reported with its cause.
+    /// </summary>
     public static void EnsureAvailable()
     {
         lock (Gate)
         {
             if (_loaded) return;
-            PatchPrivateCopyIfHostNeedsIt();
+            if (TorchNativeRemedy.Installed)
+            {
+                try
+                {
+                    TorchNativeRemedy.Activate();
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    throw new TorchUnavailableException(Diagnose(e), e);
+                }
+            }
             try
             {
                 torch.InitializeDeviceType(DeviceType.CPU);
@@ -35,28 +48,6 @@ public static class TorchRuntime
             {
                 throw new TorchUnavailableException(Diagnose(e), e);
             }
-        }
-    }
-
-    /// <summary>
-    /// On an old Linux host (libstdc++ without <see cref="RequiredGlibcxx"/>) where the libLibTorchSharp.so that
-    /// TorchSharp would load is unpatched (a notebook loading packages from the NuGet cache), applies
-    /// <see cref="UsePatchedNativeCopy"/> before TorchSharp first initialises: a failed initialisation cannot be
-    /// retried in the same process. Build outputs of this repository already carry a patched copy and are left alone.
-    /// </summary>
-    private static void PatchPrivateCopyIfHostNeedsIt()
-    {
-        if (!OperatingSystem.IsLinux() || HostLibStdCxxHas(RequiredGlibcxx)) return;
-        try
-        {
-            string? library = FindPackagedLibTorchSharp();
-            if (library is null || ElfVersionNeeds.MarkWeak(library, RequiredGlibcxx, dryRun: true) != "would patch") return;
-            string copy = UsePatchedNativeCopy();
-            Console.Error.WriteLine($"ScalingInteractive: this host's libstdc++ lacks {RequiredGlibcxx}; loading a patched private copy of libLibTorchSharp.so ({copy}).");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or BadImageFormatException or InvalidOperationException or InvalidDataException or TorchUnavailableException)
-        {
-            // Fall through: TorchSharp's own failure is then explained by Diagnose.
         }
     }
 
@@ -93,14 +84,17 @@ public static class TorchRuntime
                                all.Contains("libtorch", StringComparison.OrdinalIgnoreCase) && all.Contains("not found", StringComparison.OrdinalIgnoreCase);
         if (OperatingSystem.IsLinux() && !HostLibStdCxxHas(RequiredGlibcxx))
         {
+            if (TorchNativeRemedy.Failure is { } remedyFailure)
+                sb.Append($"ScalingInteractive's patched private copy of libLibTorchSharp.so could not be used ({remedyFailure.GetType().Name}: {remedyFailure.Message}); ")
+                  .Append($"check that {TorchNativeRemedy.CacheRoot()} (or SCALING_INTERACTIVE_CACHE) is writable. ");
             sb.Append($"This host's libstdc++ (GCC 12 or older, e.g. Debian 12) lacks the symbol version {RequiredGlibcxx} that TorchSharp 0.107.0's ")
               .Append("libLibTorchSharp.so declares, so the dynamic loader refuses it (TorchSharp then reports, misleadingly, that the libtorch package is not restored). ")
               .Append("What to do: (1) run the notebook with the ScalingInteractive headless runner or from a project built in this repository: ")
               .Append("their build outputs carry a copy of the library with that version need marked weak (the only symbol bound to it is never called); ")
               .Append("(2) or use a host with libstdc++ from GCC 13 or newer (Debian 13, Ubuntu 24.04); ")
-              .Append("(3) or, in a notebook on this host, restart the kernel and call ScalingInteractive.Hosting.TorchRuntime.EnsureAvailable() (any ScalingInteractive ")
-              .Append("experiment does) before other code touches TorchSharp: it loads a patched private copy from your cache folder (never the NuGet cache). ")
-              .Append("A failed TorchSharp initialisation cannot be retried in the same process.");
+              .Append("(3) or, in a notebook on this host, restart the kernel and load ScalingInteractive (#r \"nuget: ScalingInteractive\") before any cell touches TorchSharp: ")
+              .Append("when it loads it routes TorchSharp to a patched private copy in your cache folder (never the NuGet cache). ")
+              .Append("A failed TorchSharp initialisation cannot be retried in the same process. Projects and file-based apps that reference the ScalingInteractive package get a patched copy in their build output.");
         }
         else if (libTorchMissing || failure is DllNotFoundException)
         {
@@ -116,56 +110,18 @@ public static class TorchRuntime
     }
 
     /// <summary>
-    /// Workaround for hosts whose libstdc++ lacks <see cref="RequiredGlibcxx"/>: copies libLibTorchSharp.so from the
-    /// TorchSharp package next to the loaded TorchSharp.dll into a private cache folder, marks the version need weak
-    /// in that copy, and routes TorchSharp's native loading to it. Returns the path of the patched copy.
+    /// Workaround for hosts whose libstdc++ lacks <see cref="RequiredGlibcxx"/>: routes TorchSharp's native loading to a
+    /// patched private copy of the libLibTorchSharp.so found next to TorchSharp.dll or in its NuGet package. The copy
+    /// is content-addressed (<c>&lt;cache&gt;/torchsharp-native/&lt;sha256 prefix&gt;/libLibTorchSharp.so</c>), reused
+    /// as is when present, and otherwise written atomically. ScalingInteractive applies this by itself when it loads;
+    /// call it only to force it. <paramref name="cacheDirectory"/> replaces the cache root (default:
+    /// <c>SCALING_INTERACTIVE_CACHE</c>, else <c>$XDG_CACHE_HOME/scaling-interactive</c>, else
+    /// <c>~/.cache/scaling-interactive</c>); it is used only if no copy is loaded yet. Returns the path of the copy.
     /// </summary>
     public static string UsePatchedNativeCopy(string? cacheDirectory = null)
     {
         if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("The libstdc++ workaround applies to Linux only.");
-        string original = FindPackagedLibTorchSharp()
-            ?? throw new TorchUnavailableException("libLibTorchSharp.so was not found next to TorchSharp.dll or in its NuGet package folder.");
-        string folder = cacheDirectory ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "scaling-interactive", "torchsharp-native",
-            typeof(torch).Assembly.GetName().Version?.ToString() ?? "unknown");
-        Directory.CreateDirectory(folder);
-        string copy = Path.Combine(folder, "libLibTorchSharp.so");
-        File.Copy(original, copy, overwrite: true);
-        ElfVersionNeeds.MarkWeak(copy, RequiredGlibcxx);
-        // libtorch.so and friends are resolved through the original folder's neighbours, loaded by full path first.
-        string nativeDir = Path.GetDirectoryName(original)!;
-        foreach (string dependency in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
-        {
-            foreach (string candidate in LibTorchCandidates(nativeDir, dependency))
-                if (File.Exists(candidate)) { NativeLibrary.TryLoad(candidate, out _); break; }
-        }
-        IntPtr handle = NativeLibrary.Load(copy);
-        NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, (name, _, _) =>
-            name.Contains("LibTorchSharp", StringComparison.Ordinal) ? handle : IntPtr.Zero);
-        return copy;
-    }
-
-    private static IEnumerable<string> LibTorchCandidates(string torchSharpNativeDir, string file)
-    {
-        yield return Path.Combine(torchSharpNativeDir, file);
-        // NuGet layout: .../torchsharp/0.107.0/runtimes/linux-x64/native -> .../libtorch-cpu-linux-x64/<v>/runtimes/linux-x64/native
-        var packages = Directory.GetParent(torchSharpNativeDir)?.Parent?.Parent?.Parent?.Parent;
-        if (packages is null) yield break;
-        foreach (var package in packages.EnumerateDirectories("libtorch-*linux-x64*"))
-            foreach (var version in package.EnumerateDirectories())
-                yield return Path.Combine(version.FullName, "runtimes", "linux-x64", "native", file);
-    }
-
-    private static string? FindPackagedLibTorchSharp()
-    {
-        string? assemblyDir = Path.GetDirectoryName(typeof(torch).Assembly.Location);
-        if (assemblyDir is null) return null;
-        string[] candidates =
-        [
-            Path.Combine(assemblyDir, "libLibTorchSharp.so"),
-            Path.Combine(assemblyDir, "runtimes", "linux-x64", "native", "libLibTorchSharp.so"),
-            Path.GetFullPath(Path.Combine(assemblyDir, "..", "..", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")),
-        ];
-        return candidates.FirstOrDefault(File.Exists);
+        return TorchNativeRemedy.Activate(cacheDirectory);
     }
 
     /// <summary>True when the system libstdc++ defines the given symbol version (false when it cannot be found).</summary>

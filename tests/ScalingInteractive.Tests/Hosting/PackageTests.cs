@@ -34,6 +34,20 @@ public class PackageTests
             using (var reader = new StreamReader(zip.GetEntry("interactive-extensions/dotnet/extension.dib")!.Open()))
                 Assert.Equal(File.ReadAllText(RepoPaths.ExtensionDib), reader.ReadToEnd());
             Assert.DoesNotContain(entries, e => e.EndsWith(".so", StringComparison.Ordinal) || e.Contains("runtimes/"));
+            // The build-time patch of libLibTorchSharp.so for projects referencing the package, with its task source.
+            Assert.Contains("buildTransitive/ScalingInteractive.targets", entries);
+            Assert.Contains("buildTransitive/MarkGlibcxxVersionNeedWeak.cs", entries);
+            using (var reader = new StreamReader(zip.GetEntry("buildTransitive/ScalingInteractive.targets")!.Open()))
+            {
+                string targets = reader.ReadToEnd();
+                Assert.Equal(File.ReadAllText(Path.Combine(RepoPaths.Root, "build", "ScalingInteractive.targets")), targets);
+                Assert.Contains("$(MSBuildThisFileDirectory)MarkGlibcxxVersionNeedWeak.cs", targets);
+                Assert.Contains("AfterTargets=\"CopyFilesToOutputDirectory\"", targets);
+                Assert.Contains("AfterTargets=\"Publish\"", targets);
+            }
+            using (var reader = new StreamReader(zip.GetEntry("buildTransitive/MarkGlibcxxVersionNeedWeak.cs")!.Open()))
+                Assert.Equal(File.ReadAllText(Path.Combine(RepoPaths.Root, "build", "MarkGlibcxxVersionNeedWeak.cs")), reader.ReadToEnd());
+            Assert.DoesNotContain(entries, e => e.StartsWith("build/", StringComparison.Ordinal)); // buildTransitive covers direct references too
 
             var nuspec = XDocument.Load(zip.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open());
             var dependencies = nuspec.Descendants().Where(e => e.Name.LocalName == "dependency")
