@@ -48,9 +48,11 @@ public static class PlotlyBridge
     {
         TraceSpec.Scatter => PlotlyChart.Scatter<double, double, string>(x: t.X, y: t.Y,
             mode: t.Markers ? StyleParam.Mode.Markers : StyleParam.Mode.Lines,
-            Name: t.Name is { } name ? Some(name) : default, ShowLegend: t.ShowLegend ? default : false,
-            Opacity: t.Opacity is { } opacity ? opacity : default,
-            Fill: t.FillToNextY ? Some(StyleParam.Fill.ToNext_y) : default),
+            Name: t.Name is { } name ? Some(name) : default(Optional<string>),
+            // Typed defaults matter: a bare `default` here would be false / 0.0, hiding every series.
+            ShowLegend: t.ShowLegend ? default(Optional<bool>) : Some(false),
+            Opacity: t.Opacity is { } opacity ? Some(opacity) : default(Optional<double>),
+            Fill: t.FillToNextY ? Some(StyleParam.Fill.ToNext_y) : default(Optional<StyleParam.Fill>)),
         TraceSpec.Heatmap => PlotlyChart.Heatmap<double, int, int, string>(
             zData: (t.Z ?? []).Select(r => (IEnumerable<double>)r).ToArray(),
             X: t.X.Select(v => (int)v).ToArray(),

@@ -48,6 +48,8 @@ public class PlotlyBridgeTests
         Assert.All(data[..2], t => Assert.False(t.GetProperty("showlegend").GetBoolean()));
         Assert.All(data[..2], t => Assert.Equal(0.25, t.GetProperty("opacity").GetDouble()));
         Assert.Equal(["lines", "lines", "lines", "markers"], data.Select(t => t.GetProperty("mode").GetString()));
+        // The series themselves keep Plotly's defaults: shown in the legend, opaque, unfilled.
+        Assert.All(data[2..], t => Assert.False(t.TryGetProperty("showlegend", out _) || t.TryGetProperty("opacity", out _) || t.TryGetProperty("fill", out _)));
 
         var layout = figure.RootElement.GetProperty("layout");
         Assert.Equal("Loss law", layout.GetProperty("title").GetProperty("text").GetString());
@@ -139,6 +141,8 @@ public class PlotlyBridgeTests
             var data = figure.RootElement.GetProperty("data").EnumerateArray().ToArray();
             Assert.Equal(["s band", "s band", "s"], data.Select(t => t.GetProperty("name").GetString()));
             Assert.Equal([3.0, 2, 1.5], Doubles(data[2].GetProperty("y")));
+            Assert.Equal("tonexty", data[1].GetProperty("fill").GetString());
+            Assert.False(data[2].TryGetProperty("opacity", out _));
             Assert.Equal("log", figure.RootElement.GetProperty("layout").GetProperty("xaxis").GetProperty("type").GetString());
             Assert.Contains("HTML script=True chart=True", lines);
             Assert.Contains("TEXT Chart: kernel", lines);
