@@ -1,5 +1,6 @@
-using Plotly.NET;
-using PlotlyChart = Plotly.NET.CSharp.Chart;
+using System.Globalization;
+using System.Text;
+using ScalingInteractive.Plotting;
 
 namespace ScalingInteractive.Display;
 
@@ -21,39 +22,85 @@ public sealed record Series(string Name, IReadOnlyList<double> X, IReadOnlyList<
 /// <param name="LogY">Logarithmic y axis.</param>
 public sealed record ChartOptions(string Title, string XTitle, string YTitle, bool LogX = false, bool LogY = false);
 
-/// <summary>Plotly.NET charts used across the package (rendered offline by <see cref="PlotlyAssets"/>).</summary>
+/// <summary>Charts used across the package, drawn with Plotly.NET and rendered offline by <see cref="PlotlyAssets"/>.</summary>
 public static class Charts
 {
     /// <summary>Lines and/or markers, each series with an optional band.</summary>
-    public static GenericChart Lines(ChartOptions options, IEnumerable<Series> series)
+    public static Chart Lines(ChartOptions options, IEnumerable<Series> series)
     {
-        var traces = new List<GenericChart>();
+        var traces = new List<TraceSpec>();
         foreach (var s in series)
         {
             if (s.X.Count != s.Y.Count) throw new ArgumentException($"Series '{s.Name}': {s.X.Count} x values but {s.Y.Count} y values.", nameof(series));
             if (s.Lower is not null && s.Upper is not null)
             {
                 // Band: upper edge, then lower edge filled up to it ("tonexty").
-                traces.Add(PlotlyChart.Scatter<double, double, string>(x: s.X, y: s.Upper, mode: StyleParam.Mode.Lines,
-                    Name: s.Name + " band", ShowLegend: false, Opacity: 0.25));
-                traces.Add(PlotlyChart.Scatter<double, double, string>(x: s.X, y: s.Lower, mode: StyleParam.Mode.Lines,
-                    Name: s.Name + " band", ShowLegend: false, Opacity: 0.25, Fill: StyleParam.Fill.ToNext_y));
+                traces.Add(new TraceSpec(TraceSpec.Scatter, s.Name + " band", s.X, s.Upper, ShowLegend: false, Opacity: 0.25));
+                traces.Add(new TraceSpec(TraceSpec.Scatter, s.Name + " band", s.X, s.Lower, ShowLegend: false, Opacity: 0.25, FillToNextY: true));
             }
-            traces.Add(PlotlyChart.Scatter<double, double, string>(x: s.X, y: s.Y,
-                mode: s.Markers ? StyleParam.Mode.Markers : StyleParam.Mode.Lines, Name: s.Name));
+            traces.Add(new TraceSpec(TraceSpec.Scatter, s.Name, s.X, s.Y, Markers: s.Markers));
         }
-        var chart = PlotlyChart.Combine(traces);
-        chart = Plotly.NET.CSharp.GenericChartExtensions.WithXAxisStyle<double, double, string>(chart, TitleText: options.XTitle,
-            AxisType: options.LogX ? StyleParam.AxisType.Log : StyleParam.AxisType.Linear);
-        chart = Plotly.NET.CSharp.GenericChartExtensions.WithYAxisStyle<double, double, string>(chart, TitleText: options.YTitle,
-            AxisType: options.LogY ? StyleParam.AxisType.Log : StyleParam.AxisType.Linear);
-        var layout = GenericChart.getLayout(chart);
-        var title = new Title();
-        title.SetProperty("text", options.Title);
-        layout.SetProperty("title", title);
-        return GenericChart.setLayout(layout, chart);
+        return new Chart(new ChartSpec(options.Title, new AxisSpec(options.XTitle, options.LogX), new AxisSpec(options.YTitle, options.LogY), traces));
     }
 
-    /// <summary>The HTML fragment of a chart (see <see cref="PlotlyAssets.ChartHtml"/>).</summary>
-    public static string ToHtml(this GenericChart chart, int heightPixels = 420) => PlotlyAssets.ChartHtml(chart, heightPixels);
+    /// <summary>
+    /// A heat map of <paramref name="z"/> (rows top to bottom when <paramref name="reverseYAxis"/>), with column and
+    /// row indices as x and y. <see cref="ChartOptions.LogX"/> and <see cref="ChartOptions.LogY"/> are ignored.
+    /// </summary>
+    public static Chart Heatmap(ChartOptions options, IReadOnlyList<IReadOnlyList<double>> z, bool reverseYAxis = true)
+    {
+        int columns = z.Count > 0 ? z[0].Count : 0;
+        if (z.Any(r => r.Count != columns)) throw new ArgumentException("Every row of a heat map needs the same number of columns.", nameof(z));
+        var trace = new TraceSpec(TraceSpec.Heatmap, null,
+            Enumerable.Range(0, columns).Select(i => (double)i).ToArray(), Enumerable.Range(0, z.Count).Select(i => (double)i).ToArray(),
+            Z: z, ReverseYAxis: reverseYAxis);
+        return new Chart(new ChartSpec(options.Title, new AxisSpec(options.XTitle), new AxisSpec(options.YTitle), [trace])) { HeightPixels = 320 };
+    }
+}
+
+/// <summary>
+/// A chart: what to draw (series, axes, title), independent of Plotly.NET, which draws it in a private load context
+/// (so it works in a .NET Interactive kernel that has loaded an older FSharp.Core). Displays as an offline Plotly
+/// chart in HTML, as a summary in plain text, and saves as the JSON of its spec.
+/// </summary>
+public sealed record Chart : IRichResult
+{
+    internal Chart(ChartSpec spec) => Spec = spec;
+
+    internal ChartSpec Spec { get; }
+
+    /// <summary>The chart title.</summary>
+    public string Title => Spec.Title;
+
+    /// <summary>Height of the HTML rendering in pixels (the width follows the page, at most 900 px).</summary>
+    public int HeightPixels { get; init; } = 420;
+
+    /// <summary>The Plotly figure as JSON (<c>{"data":[...],"layout":{...}}</c>), built by Plotly.NET.</summary>
+    public string FigureJson() => PlotlyHost.FigureJson(ToJson());
+
+    /// <inheritdoc />
+    public string ToHtml() => PlotlyAssets.ChartHtml(this, HeightPixels);
+
+    /// <summary>The HTML fragment of the chart at the given height (see <see cref="PlotlyAssets.ChartHtml"/>).</summary>
+    public string ToHtml(int heightPixels) => PlotlyAssets.ChartHtml(this, heightPixels);
+
+    /// <inheritdoc />
+    public string ToText()
+    {
+        static string Axis(AxisSpec a) => a.Title + (a.Log == true ? " (log)" : "");
+        var sb = new StringBuilder($"Chart: {Spec.Title}\n  x: {Axis(Spec.XAxis)}; y: {Axis(Spec.YAxis)}");
+        foreach (var t in Spec.Traces)
+        {
+            if (t.Type == TraceSpec.Heatmap) sb.Append(CultureInfo.InvariantCulture, $"\n  heat map: {t.Y.Count} x {t.X.Count}");
+            else if (t.ShowLegend) sb.Append(CultureInfo.InvariantCulture, $"\n  {t.Name}: {t.X.Count} points{(t.Markers ? " (markers)" : "")}");
+        }
+        return sb.ToString();
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The chart spec (series, axes, title); <see cref="FigureJson"/> gives the Plotly figure.</remarks>
+    public string ToJson() => ChartSpecJson.Serialize(Spec);
+
+    /// <summary>The plain-text summary (so a chart appended to a string by mistake still reads sensibly).</summary>
+    public override string ToString() => ToText();
 }

@@ -27,7 +27,6 @@ public static class Formatters
             if (_registered) return;
             var generic = typeof(Formatters).GetMethod(nameof(RegisterFor), BindingFlags.NonPublic | BindingFlags.Static)!;
             foreach (var type in ResultTypes) generic.MakeGenericMethod(type).Invoke(null, null);
-            Formatter.Register<Plotly.NET.GenericChart>((chart, writer) => writer.Write(PlotlyAssets.WithScriptIfNeeded(PlotlyAssets.ChartHtml(chart))), HtmlFormatter.MimeType);
             _registered = true;
         }
     }

@@ -1,17 +1,16 @@
 using System.Text.Json;
-using Plotly.NET;
 
 namespace ScalingInteractive.Display;
 
 /// <summary>
-/// Offline Plotly rendering. plotly.js comes from the copy embedded in Plotly.NET.dll (never a CDN) and is
+/// Offline Plotly rendering. plotly.js comes from the copy embedded in Plotly.NET.dll (never a CDN; read through
+/// <see cref="PlotlyHost"/>, which runs Plotly.NET in its own load context) and is
 /// included once per document: the headless runner puts it in the report's head; in a notebook the first
 /// chart of the session carries it. Chart fragments queue their drawing until the script is present, so the
 /// order in which outputs arrive does not matter.
 /// </summary>
 public static class PlotlyAssets
 {
-    private const string ResourceName = "Plotly.NET.plotly-2.28.0.min.js";
     private static readonly Lazy<string> PlotlyJs = new(LoadPlotlyJs);
     private static int _scriptEmitted;
 
@@ -44,10 +43,11 @@ public static class PlotlyAssets
     }
 
     /// <summary>An HTML fragment drawing <paramref name="chart"/> (no script include; see <see cref="WithScriptIfNeeded"/>).</summary>
-    public static string ChartHtml(GenericChart chart, int heightPixels = 420)
+    public static string ChartHtml(Chart chart, int heightPixels = 420)
     {
+        ArgumentNullException.ThrowIfNull(chart);
         string id = "si-chart-" + Guid.NewGuid().ToString("N");
-        string figure = GenericChart.toJson(chart).Replace("</", "<\\/", StringComparison.Ordinal);
+        string figure = chart.FigureJson().Replace("</", "<\\/", StringComparison.Ordinal);
         return $"<div class=\"si-chart\" {ChartMarker} id=\"{id}\" style=\"width:100%;max-width:900px;height:{heightPixels}px\"></div>" +
                "<script type=\"text/javascript\">(function(){var fig=" + figure + ";" +
                "fig.layout=fig.layout||{};delete fig.layout.width;delete fig.layout.height;fig.layout.autosize=true;" +
@@ -58,11 +58,5 @@ public static class PlotlyAssets
     /// <summary>The attribute that marks a chart container (used to decide whether a fragment needs the script).</summary>
     public const string ChartMarker = "data-si-plotly=\"1\"";
 
-    private static string LoadPlotlyJs()
-    {
-        using var stream = typeof(GenericChart).Assembly.GetManifestResourceStream(ResourceName)
-            ?? throw new InvalidOperationException($"plotly.js ({ResourceName}) is not embedded in this Plotly.NET build; expected Plotly.NET 6.0.0.");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd().Replace("</script", "<\\/script", StringComparison.OrdinalIgnoreCase);
-    }
+    private static string LoadPlotlyJs() => PlotlyHost.PlotlyJs().Replace("</script", "<\\/script", StringComparison.OrdinalIgnoreCase);
 }

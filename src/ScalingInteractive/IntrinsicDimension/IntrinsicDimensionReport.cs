@@ -94,7 +94,7 @@ public sealed class IntrinsicDimensionReport : IRichResult
     private static readonly string[] CurveHeader = ["series", "d", "mean metric", "sd over seeds", "fraction of baseline", "seeds"];
 
     /// <summary>The metric-vs-d chart on a log axis, with the baseline and 90% lines.</summary>
-    public Plotly.NET.GenericChart Chart()
+    public Display.Chart Chart()
     {
         var all = Series.SelectMany(s => s.Curve).Select(p => (double)p.Dimension).ToList();
         double lo = all.Count > 0 ? all.Min() : 1, hi = all.Count > 0 ? all.Max() : ParameterCount;

@@ -105,8 +105,8 @@ public sealed record LoraExperimentResult(LoraExperimentOptions Options, string 
             if (showcase?.Spectrum is { } ls && ls.Layers.Count > 0)
             {
                 var layer = ls.Layers.OrderByDescending(l => l.Intruders.Length).First();
-                sb.Append(SpectrumCharts.Heatmap(layer, showcase.Method));
-                if (Full?.Spectrum?.Layers.FirstOrDefault(l => l.Name == layer.Name) is { } fl) sb.Append(SpectrumCharts.Heatmap(fl, "full"));
+                sb.Append(SpectrumCharts.Heatmap(layer, showcase.Method).ToHtml());
+                if (Full?.Spectrum?.Layers.FirstOrDefault(l => l.Name == layer.Name) is { } fl) sb.Append(SpectrumCharts.Heatmap(fl, "full").ToHtml());
                 sb.Append(SpectrumCharts.Spectra(layer).ToHtml(340));
             }
         }

@@ -2,10 +2,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Plotly.NET;
 using ScalingInteractive.Display;
 using static TorchSharp.torch;
-using PlotlyChart = Plotly.NET.CSharp.Chart;
 
 namespace ScalingInteractive.LoraSpectra;
 
@@ -59,7 +57,7 @@ public sealed record ModelSpectrum(string Name, int TopK, double Epsilon, IReadO
             sb.Append(SpectrumCharts.CountsVsEpsilon([this]).ToHtml(360));
             foreach (var layer in Layers.OrderByDescending(l => l.Intruders.Length).ThenBy(l => l.Name, StringComparer.Ordinal).Take(2))
             {
-                sb.Append(SpectrumCharts.Heatmap(layer, Name));
+                sb.Append(SpectrumCharts.Heatmap(layer, Name).ToHtml());
                 sb.Append(SpectrumCharts.Spectra(layer).ToHtml(360));
             }
         }
@@ -74,12 +72,12 @@ public sealed record ModelSpectrum(string Name, int TopK, double Epsilon, IReadO
 public static class SpectrumCharts
 {
     /// <summary>Total intruder count over layers vs epsilon, one line per analysis (method).</summary>
-    public static GenericChart CountsVsEpsilon(IEnumerable<ModelSpectrum> spectra) =>
+    public static Chart CountsVsEpsilon(IEnumerable<ModelSpectrum> spectra) =>
         Charts.Lines(new ChartOptions("Intruder dimensions vs epsilon (sum over matrices)", "epsilon", "intruder dimensions"),
             spectra.Select(s => new Series(s.Name, s.EpsilonSweep, s.TotalBySweep.Select(c => (double)c).ToArray())));
 
     /// <summary>Singular values of W0, W and ΔW of one layer (log y).</summary>
-    public static GenericChart Spectra(LayerSpectrum layer)
+    public static Chart Spectra(LayerSpectrum layer)
     {
         static double[] Index(int n) => Enumerable.Range(1, n).Select(i => (double)i).ToArray();
         static double[] Positive(double[] s) => s.Select(v => Math.Max(v, 1e-12)).ToArray();
@@ -95,23 +93,9 @@ public static class SpectrumCharts
     /// Heat map of |cosine| between the top-k singular vectors of W (rows) and the leading singular vectors of W0
     /// (columns); an intruder is a row with no bright cell.
     /// </summary>
-    public static string Heatmap(LayerSpectrum layer, string label)
-    {
-        var z = layer.Similarity.Select(r => (IEnumerable<double>)r).ToArray();
-        int columns = layer.Similarity.Length > 0 ? layer.Similarity[0].Length : 0;
-        var chart = PlotlyChart.Heatmap<double, int, int, string>(
-            zData: z,
-            X: Enumerable.Range(0, columns).ToArray(),
-            Y: Enumerable.Range(0, layer.Similarity.Length).ToArray(),
-            ReverseYAxis: true);
-        chart = Plotly.NET.CSharp.GenericChartExtensions.WithXAxisStyle<double, double, string>(chart, TitleText: "singular vector of W0 (index)");
-        chart = Plotly.NET.CSharp.GenericChartExtensions.WithYAxisStyle<double, double, string>(chart, TitleText: "top singular vector of W");
-        var layout = GenericChart.getLayout(chart);
-        var title = new Title();
-        title.SetProperty("text", $"|cos| {label}: {layer.Name} (intruders: {(layer.Intruders.Length == 0 ? "none" : string.Join(", ", layer.Intruders))})");
-        layout.SetProperty("title", title);
-        return PlotlyAssets.ChartHtml(GenericChart.setLayout(layout, chart), 320);
-    }
+    public static Chart Heatmap(LayerSpectrum layer, string label) =>
+        Charts.Heatmap(new ChartOptions($"|cos| {label}: {layer.Name} (intruders: {(layer.Intruders.Length == 0 ? "none" : string.Join(", ", layer.Intruders))})",
+            "singular vector of W0 (index)", "top singular vector of W"), layer.Similarity, reverseYAxis: true);
 }
 
 /// <summary>Compares whole models: every 2-D weight present in both, optionally filtered by name.</summary>

@@ -36,6 +36,7 @@ public class DisplayTests
     private static IEnumerable<object> SampleResults()
     {
         yield return new CommandHelp(CommandCatalog.All);
+        yield return Charts.Lines(new ChartOptions("t", "x", "y", LogY: true), [new Series("a", [1, 2], [1, 2], Lower: [0.9, 1.9], Upper: [1.1, 2.1])]);
         yield return new ProgressDisplay("work", 10, null);
         yield return new ScalingInteractive.IntrinsicDimension.IntrinsicDimensionReport("mnist-mlp", "validation accuracy",
         [

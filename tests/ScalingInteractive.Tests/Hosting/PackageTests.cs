@@ -15,7 +15,9 @@ public class PackageTests
         {
             var start = new ProcessStartInfo("dotnet")
             {
-                ArgumentList = { "pack", Path.Combine(RepoPaths.Library, "ScalingInteractive.csproj"), "-c", "Release", "-o", output, "-nologo", "--no-restore" },
+                ArgumentList = { "pack", Path.Combine(RepoPaths.Library, "ScalingInteractive.csproj"), "-c", "Release", "-o", output, "-nologo", "--no-restore",
+                    // A unique prerelease: the shared NuGet cache keeps the first copy of a version it extracts.
+                    "-p:PackageVersion=0.1.0-packtest." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture) },
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
             };
@@ -54,7 +56,18 @@ public class PackageTests
                 .ToDictionary(e => (string)e.Attribute("id")!, e => (string)e.Attribute("version")!);
             Assert.Equal("0.107.0", dependencies["TorchSharp"]);
             Assert.Equal("5.0.0", dependencies["MathNet.Numerics"]);
-            Assert.Equal("6.0.0", dependencies["Plotly.NET"]);
+            // Plotly.NET and its FSharp.Core travel embedded in ScalingInteractive.dll (a private load context), never
+            // as dependencies: the kernel's own FSharp.Core 10.0 would win over a package's 10.1.
+            Assert.DoesNotContain(dependencies.Keys, id => id.StartsWith("Plotly", StringComparison.OrdinalIgnoreCase) || id is "FSharp.Core" or "ScalingInteractive.Plotting");
+            Assert.DoesNotContain(entries, e => e.Contains("Plotly.NET", StringComparison.Ordinal) || e.Contains("FSharp.Core", StringComparison.Ordinal));
+            using (var library = new MemoryStream())
+            {
+                zip.GetEntry("lib/net10.0/ScalingInteractive.dll")!.Open().CopyTo(library);
+                // Manifest resource names sit in the metadata string heap as UTF-8.
+                string image = System.Text.Encoding.Latin1.GetString(library.ToArray());
+                foreach (var bundled in new[] { "ScalingInteractive.Plotting", "Plotly.NET", "Plotly.NET.CSharp", "FSharp.Core", "DynamicObj", "Fable.Core", "Giraffe.ViewEngine", "Newtonsoft.Json" })
+                    Assert.Contains("ScalingInteractive.Plotting.Bundle/" + bundled + ".dll", image);
+            }
             Assert.Equal("1.0.0-beta.23562.1", dependencies["Microsoft.DotNet.Interactive.Formatting"]);
             Assert.DoesNotContain("TorchSharp-cpu", dependencies.Keys);
             Assert.DoesNotContain("Microsoft.DotNet.Interactive", dependencies.Keys);
