@@ -63,6 +63,11 @@ internal static class TorchNativeRemedy
             _original = original;
             NativeLibrary.SetDllImportResolver(torchSharp, Resolve);
             Installed = true;
+            // Load the copy now, not on TorchSharp's first DllImport: TorchSharp's static constructor first loads
+            // "LibTorchSharp" with NativeLibrary.TryLoad(name, assembly), which does not consult the resolver (measured in
+            // the kernel: a cell calling torch.set_num_threads first failed with the resolver alone). dlopen then finds
+            // the already-loaded library by its soname.
+            LoadPatchedCopy();
         }
     }
 
