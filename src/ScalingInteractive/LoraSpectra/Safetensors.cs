@@ -259,6 +259,14 @@ public static class Safetensors
 /// A safetensors file opened for reading: the header is validated completely on open (see
 /// <see cref="Safetensors.ParseHeader"/>), the data is memory-mapped and read in place, never copied whole.
 /// </summary>
+/// <remarks>
+/// <see cref="ToTensor"/> hands out CPU tensors that view the file's pages (as Python's <c>safe_open</c> does) when
+/// the stored dtype is the one asked for and the tensor's offset is a multiple of its element size: opening is lazy,
+/// nothing is read until the tensor is touched, and the page cache is read without a copy. The view's memory is a
+/// private copy-on-write mapping owned by LibTorch (<c>torch.from_file</c>), so it stays valid after this object is
+/// disposed and after the file is deleted, and writing into the tensor never changes the file. Other cases (a dtype
+/// conversion, another device, an unaligned offset, a mapping the OS refuses) copy, as before.
+/// </remarks>
 public sealed unsafe class SafetensorsFile : IDisposable
 {
     private readonly MemoryMappedFile? _map;
@@ -266,6 +274,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
     private readonly byte* _base;
     private readonly long _dataStart;
     private readonly Dictionary<string, SafetensorInfo> _byName;
+    // One LibTorch mapping of the whole file per element type, created on first use (torch.from_file maps a file as
+    // a 1-D tensor of one dtype; its storage, shared by every view, unmaps when the last view is freed).
+    private readonly Dictionary<ScalarType, Tensor> _torchMaps = new();
+    private readonly object _gate = new();
+    private bool _viewsUnavailable;
     private bool _disposed;
 
     private SafetensorsFile(string path, IReadOnlyList<SafetensorInfo> tensors, IReadOnlyDictionary<string, string> metadata,
@@ -365,28 +378,95 @@ public sealed unsafe class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// A TorchSharp tensor with the file's values: copied straight from the mapping into a CPU tensor of the stored
-    /// dtype, then converted to <paramref name="dtype"/> (default float32; null keeps the stored type) and moved to
-    /// <paramref name="device"/>.
+    /// A TorchSharp tensor with the file's values, converted to <paramref name="dtype"/> (default float32; null keeps
+    /// the stored type) on <paramref name="device"/> (default CPU).
     /// </summary>
     /// <remarks>
-    /// With <paramref name="positionalRead"/> the bytes are read with positional file reads (pread) straight into the
-    /// tensor instead of being copied from the mapping: the same single copy, without page faults on the mapping
-    /// (the bench compares both).
+    /// When the stored dtype is <paramref name="dtype"/> (or <paramref name="dtype"/> is null), the device is the CPU and
+    /// the data offset is aligned to the element size (true of files written by the reference writer and by
+    /// <see cref="SafetensorsWriter"/>), the result is a view of the file's pages: nothing is read until it is touched,
+    /// it stays valid after <see cref="Dispose"/>, and in-place changes stay private (copy-on-write; the file is never
+    /// written). Otherwise the bytes are copied from the mapping into a fresh tensor, then converted and moved.
+    /// With <paramref name="positionalRead"/> the bytes are always copied, with positional file reads (pread) straight
+    /// into a fresh tensor instead of from the mapping (the bench compares the paths).
+    /// Throws <see cref="ObjectDisposedException"/> after <see cref="Dispose"/>.
     /// </remarks>
     public Tensor ToTensor(string name, Device? device = null, ScalarType? dtype = ScalarType.Float32, bool positionalRead = false)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var info = Info(name);
-        var raw = empty(info.Shape, Safetensors.ToScalarType(info.DType), CPU);
-        if (positionalRead) ReadInto(raw, _dataStart + info.Begin, info.ByteLength);
-        else CopyInto(raw, Pointer(info), info.ByteLength);
+        var stored = Safetensors.ToScalarType(info.DType);
+        bool onCpu = device is null || device.type == DeviceType.CPU;
+        Tensor? raw = null;
+        if (!positionalRead && (dtype is null || dtype == stored) && onCpu) raw = TryView(info);
+        if (raw is null)
+        {
+            raw = empty(info.Shape, stored, CPU);
+            if (positionalRead) ReadInto(raw, _dataStart + info.Begin, info.ByteLength);
+            else CopyInto(raw, Pointer(info), info.ByteLength);
+        }
         var converted = dtype is { } t && t != raw.dtype ? raw.to_type(t) : raw;
         if (!ReferenceEquals(converted, raw)) raw.Dispose();
-        if (device is null || device.type == DeviceType.CPU) return converted;
-        var moved = converted.to(device);
+        if (onCpu) return converted;
+        var moved = converted.to(device!);
         converted.Dispose();
         return moved;
     }
+
+    /// <summary>
+    /// True when <see cref="ToTensor"/> returns a view of the file's pages for this tensor in its stored dtype on the
+    /// CPU (false when the offset is unaligned, the tensor is empty, or the OS refused the mapping).
+    /// </summary>
+    public bool CanView(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var info = Info(name);
+        if (info.ByteLength == 0 || (_dataStart + info.Begin) % Safetensors.ElementSize(info.DType) != 0) return false;
+        return MapFor(Safetensors.ToScalarType(info.DType)) is not null;
+    }
+
+    /// <summary>A view of the tensor's bytes in LibTorch's mapping of the file, or null when that is not possible.</summary>
+    private Tensor? TryView(SafetensorInfo info)
+    {
+        int size = Safetensors.ElementSize(info.DType);
+        long byteOffset = _dataStart + info.Begin;
+        if (info.ByteLength == 0 || byteOffset % size != 0) return null;
+        lock (_gate) // Dispose may not release the map between the lookup and the narrow
+        {
+            var map = MapFor(Safetensors.ToScalarType(info.DType));
+            if (map is null) return null;
+            using var flat = map.narrow(0, byteOffset / size, info.ElementCount);
+            return flat.view(info.Shape); // the view shares the mapping's storage and keeps it alive
+        }
+    }
+
+    private Tensor? MapFor(ScalarType type)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_torchMaps.TryGetValue(type, out var map)) return map;
+            if (_viewsUnavailable) return null;
+            // A file that shrank since Open would make the mapping fault (SIGBUS) when touched: refuse it clearly.
+            long now = new FileInfo(Path).Length;
+            if (now < FileLength)
+                throw new InvalidDataException($"'{Path}' is now {now} bytes but was {FileLength} when opened: it was truncated or rewritten; open it again.");
+            try
+            {
+                // shared: false maps MAP_PRIVATE: pages come from the page cache, writes stay private to the process.
+                map = from_file(Path, shared: false, size: FileLength / ElementSizeOf(type), dtype: type);
+            }
+            catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or ArgumentException)
+            {
+                _viewsUnavailable = true; // e.g. address space or overcommit limits: fall back to copies
+                return null;
+            }
+            _torchMaps[type] = map;
+            return map;
+        }
+    }
+
+    private static int ElementSizeOf(ScalarType type) => Safetensors.ElementSize(Safetensors.FromScalarType(type));
 
     /// <summary>All tensors as float32 tensors on <paramref name="device"/>, by name.</summary>
     public Dictionary<string, Tensor> ToTensors(Device? device = null, Func<string, bool>? include = null) =>
@@ -437,11 +517,20 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return info.ByteLength == 0 ? null : _base + _dataStart + info.Begin;
     }
 
-    /// <summary>Releases the mapping.</summary>
+    /// <summary>
+    /// Releases the mapping. Spans from <see cref="Bytes"/> must not be used afterwards; tensors from
+    /// <see cref="ToTensor"/> stay valid (views own their mapping); every method throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            // Views handed out keep their own reference to the mapping; this drops only the file's.
+            foreach (var map in _torchMaps.Values) map.Dispose();
+            _torchMaps.Clear();
+        }
         if (_view is not null)
         {
             _view.SafeMemoryMappedViewHandle.ReleasePointer();
