@@ -461,6 +461,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
                 _viewsUnavailable = true; // e.g. address space or overcommit limits: fall back to copies
                 return null;
             }
+            map.DetachFromDisposeScope(); // owned by this file, not by a caller's dispose scope
             _torchMaps[type] = map;
             return map;
         }

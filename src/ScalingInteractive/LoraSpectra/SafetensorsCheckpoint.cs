@@ -104,11 +104,14 @@ public sealed class SafetensorsCheckpoint : IDisposable
                     if (foundIn.TryGetValue(name, out var first))
                         throw new InvalidDataException($"Tensor '{name}' is stored in two shards of '{indexPath}': '{first}' and '{shard}'.");
                     foundIn[name] = shard;
-                    if (!weightMap.TryGetValue(name, out var listed))
-                        throw new InvalidDataException($"Shard '{shard}' holds tensor '{name}', which '{indexPath}' does not list in its weight_map.");
-                    if (listed != shard)
-                        throw new InvalidDataException($"'{indexPath}' maps tensor '{name}' to shard '{listed}' but it is stored in '{shard}'.");
                 }
+            foreach (var (name, shard) in foundIn)
+            {
+                if (!weightMap.TryGetValue(name, out var listed))
+                    throw new InvalidDataException($"Shard '{shard}' holds tensor '{name}', which '{indexPath}' does not list in its weight_map.");
+                if (listed != shard)
+                    throw new InvalidDataException($"'{indexPath}' maps tensor '{name}' to shard '{listed}' but it is stored in '{shard}'.");
+            }
             var shardOf = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
             foreach (var (tensor, shard) in weightMap)
             {
