@@ -116,6 +116,18 @@ public sealed class LoraSpectrumCommand : MagicCommand
 
     private static Dictionary<string, Tensor> FromPath(string path, string parameter, System.Text.RegularExpressions.Regex? filter, Device device)
     {
+        // A sharded Hugging Face checkpoint (model.safetensors.index.json + shards) is read through its index.
+        bool indexed = Directory.Exists(path)
+            ? Directory.GetFiles(path, "*.safetensors.index.json").Length > 0
+            : path.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
+        if (indexed)
+        {
+            using var checkpoint = SafetensorsCheckpoint.Open(path);
+            var sharded = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            foreach (var name in checkpoint.Names.Where(n => checkpoint.Info(n).Shape.Length == 2 && (filter?.IsMatch(n) ?? true)))
+                sharded[name] = checkpoint.ToTensor(name, device);
+            return sharded;
+        }
         var files = Directory.Exists(path)
             ? Directory.GetFiles(path, "*.safetensors").Where(f => !Path.GetFileName(f).StartsWith("adapter_", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray()
             : [path];

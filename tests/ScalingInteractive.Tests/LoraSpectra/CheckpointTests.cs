@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
+using ScalingInteractive.Commands;
 using ScalingInteractive.LoraSpectra;
+using ScalingInteractive.Tests.Commands;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -315,5 +317,20 @@ public sealed class CheckpointTests : IDisposable
         Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => SafetensorsCheckpoint.Open(badJson)).Message);
 
         Assert.Throws<FileNotFoundException>(() => SafetensorsCheckpoint.Open(PathOf("nowhere")));
+    }
+
+    [Fact]
+    public async Task Spectrum_command_reads_a_sharded_base_with_an_adapter_saved_by_the_writer()
+    {
+        var (folder, tensors) = Sharded("cmd-sharded");
+        manual_seed(8);
+        string adapter = PathOf("cmd-adapter");
+        PeftAdapterWriter.Save(adapter, [new PeftLoraPair("model.layers.1.q", randn(1, 4), 30 * randn(4, 1))], alpha: 2, useRsLora: false);
+        var host = new TestHost();
+        await CommandCatalog.InvokeAsync($"#!lora-spectrum --base {folder} --adapter {adapter} --name sh", host);
+        var result = Assert.IsType<ModelSpectrum>(host.Variables["sh"]);
+        var layer = Assert.Single(result.Layers);
+        Assert.Equal("model.layers.1.q.weight", layer.Name);
+        Assert.Contains("model.layers.1.q.weight", tensors.Keys);
     }
 }
