@@ -270,15 +270,17 @@ public static class Safetensors
 public sealed unsafe class SafetensorsFile : IDisposable
 {
     private readonly MemoryMappedFile? _map;
+    // The opened file (not its path): its length tells whether the mapped file shrank, even after a rename or delete.
+    private readonly FileStream _stream;
     private readonly MemoryMappedViewAccessor? _view;
     private readonly byte* _base;
     private readonly long _dataStart;
     private readonly Dictionary<string, SafetensorInfo> _byName;
-    // One LibTorch mapping of the whole file per element type, created on first use (torch.from_file maps a file as
-    // a 1-D tensor of one dtype; its storage, shared by every view, unmaps when the last view is freed).
+    // One LibTorch mapping of the whole file per element type in the header, made on open next to the header read
+    // (torch.from_file maps a file as a 1-D tensor of one dtype; its storage, shared by every view, unmaps when the
+    // last view is freed). Mapped at open, they read the file that was validated even if the path is later replaced.
     private readonly Dictionary<ScalarType, Tensor> _torchMaps = new();
     private readonly object _gate = new();
-    private bool _viewsUnavailable;
     private bool _disposed;
 
     private SafetensorsFile(string path, IReadOnlyList<SafetensorInfo> tensors, IReadOnlyDictionary<string, string> metadata,
@@ -290,13 +292,40 @@ public sealed unsafe class SafetensorsFile : IDisposable
         _dataStart = dataStart;
         _byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         FileLength = fileLength;
-        if (fileLength > dataStart)
+        // Others may write, rename or delete it (as before); sharing writes also keeps its length uncached.
+        _stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        try
         {
-            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            _base = p + _view.PointerOffset;
+            if (fileLength > dataStart)
+            {
+                _map = MemoryMappedFile.CreateFromFile(_stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+                _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+                byte* p = null;
+                _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+                _base = p + _view.PointerOffset;
+            }
+        }
+        catch
+        {
+            _view?.Dispose();
+            _map?.Dispose();
+            _stream.Dispose();
+            throw;
+        }
+        foreach (var type in tensors.Where(t => t.ByteLength > 0 && (dataStart + t.Begin) % Safetensors.ElementSize(t.DType) == 0)
+                                    .Select(t => t.DType).Distinct())
+        {
+            try
+            {
+                // shared: false maps MAP_PRIVATE: pages come from the page cache, writes stay private to the process.
+                var map = from_file(path, shared: false, size: fileLength / Safetensors.ElementSize(type), dtype: Safetensors.ToScalarType(type));
+                map.DetachFromDisposeScope(); // owned by this file, not by a caller's dispose scope
+                _torchMaps[Safetensors.ToScalarType(type)] = map;
+            }
+            catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or ArgumentException)
+            {
+                break; // e.g. address-space or overcommit limits: ToTensor copies instead
+            }
         }
     }
 
@@ -445,29 +474,10 @@ public sealed unsafe class SafetensorsFile : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_torchMaps.TryGetValue(type, out var map)) return map;
-            if (_viewsUnavailable) return null;
-            // A file that shrank since Open would make the mapping fault (SIGBUS) when touched: refuse it clearly.
-            long now = new FileInfo(Path).Length;
-            if (now < FileLength)
-                throw new InvalidDataException($"'{Path}' is now {now} bytes but was {FileLength} when opened: it was truncated or rewritten; open it again.");
-            try
-            {
-                // shared: false maps MAP_PRIVATE: pages come from the page cache, writes stay private to the process.
-                map = from_file(Path, shared: false, size: FileLength / ElementSizeOf(type), dtype: type);
-            }
-            catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or ArgumentException)
-            {
-                _viewsUnavailable = true; // e.g. address space or overcommit limits: fall back to copies
-                return null;
-            }
-            map.DetachFromDisposeScope(); // owned by this file, not by a caller's dispose scope
-            _torchMaps[type] = map;
-            return map;
+            ThrowIfShrunk();
+            return _torchMaps.GetValueOrDefault(type);
         }
     }
-
-    private static int ElementSizeOf(ScalarType type) => Safetensors.ElementSize(Safetensors.FromScalarType(type));
 
     /// <summary>All tensors as float32 tensors on <paramref name="device"/>, by name.</summary>
     public Dictionary<string, Tensor> ToTensors(Device? device = null, Func<string, bool>? include = null) =>
@@ -495,7 +505,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         int elementSize = (int)target.ElementSize;
         long chunkElements = (1L << 30) / elementSize;
-        using var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+        var handle = _stream.SafeFileHandle; // the opened file, not whatever is at the path now
         using var flat = target.view(-1);
         for (long start = 0; start < flat.shape[0]; start += chunkElements)
         {
@@ -512,9 +522,21 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// Touching a mapping past the end of a file that shrank since Open faults (SIGBUS, a crash): refuse it clearly.
+    /// The length is that of the opened file, so a file deleted or replaced at its path after Open reads on.
+    /// </summary>
+    private void ThrowIfShrunk()
+    {
+        long now = RandomAccess.GetLength(_stream.SafeFileHandle);
+        if (now < FileLength)
+            throw new InvalidDataException($"'{Path}' is now {now} bytes but was {FileLength} when opened: it was truncated or rewritten in place; open it again.");
+    }
+
     private byte* Pointer(SafetensorInfo info)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfShrunk();
         return info.ByteLength == 0 ? null : _base + _dataStart + info.Begin;
     }
 
@@ -538,6 +560,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             _view.Dispose();
         }
         _map?.Dispose();
+        _stream.Dispose();
     }
 }
 

@@ -104,6 +104,25 @@ public sealed class CheckpointTests : IDisposable
         var e = Assert.Throws<InvalidDataException>(() => file.ToTensor("w"));
         Assert.Contains("truncated", e.Message);
         Assert.Contains("shrinks.safetensors", e.Message);
+        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => file.ToTensor("w", dtype: ScalarType.Float64)).Message); // copy path
+        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => file.ReadFloats("w")).Message);
+    }
+
+    [Fact]
+    public void A_file_deleted_while_open_is_still_read_from_the_opened_file()
+    {
+        string p = PathOf("deleted.safetensors");
+        using var w = arange(12f).reshape(3, 4);
+        SafetensorsWriter.Write(p, new Dictionary<string, Tensor> { ["w"] = w });
+        using var file = SafetensorsFile.Open(p);
+        File.Delete(p);
+        File.WriteAllText(p, "a different file at the same path"); // the open file keeps reading the original
+        using var view = file.ToTensor("w");
+        Assert.True(Same(w, view));
+        using var copy = file.ToTensor("w", dtype: ScalarType.Float64);
+        Assert.True(Same(w.to_type(ScalarType.Float64), copy));
+        using var pread = file.ToTensor("w", positionalRead: true);
+        Assert.True(Same(w, pread));
     }
 
     // ---- PEFT writer ----------------------------------------------------------------------------------------------
