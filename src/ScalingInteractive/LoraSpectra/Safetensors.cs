@@ -264,8 +264,8 @@ public static class Safetensors
 /// the stored dtype is the one asked for and the tensor's offset is a multiple of its element size: opening is lazy,
 /// nothing is read until the tensor is touched, and the page cache is read without a copy. The view's memory is a
 /// private copy-on-write mapping owned by LibTorch (<c>torch.from_file</c>), so it stays valid after this object is
-/// disposed and after the file is deleted, and writing into the tensor never changes the file. Other cases (a dtype
-/// conversion, another device, an unaligned offset, a mapping the OS refuses) copy, as before.
+/// disposed and after the file is deleted, and writing into the tensor never changes the file. A dtype conversion or
+/// another device reads from the view in one pass; an unaligned offset, or a mapping the OS refuses, copies first.
 /// </remarks>
 public sealed unsafe class SafetensorsFile : IDisposable
 {
@@ -415,7 +415,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// the data offset is aligned to the element size (true of files written by the reference writer and by
     /// <see cref="SafetensorsWriter"/>), the result is a view of the file's pages: nothing is read until it is touched,
     /// it stays valid after <see cref="Dispose"/>, and in-place changes stay private (copy-on-write; the file is never
-    /// written). Otherwise the bytes are copied from the mapping into a fresh tensor, then converted and moved.
+    /// written). A conversion or another device reads from that view into the new tensor in one pass; an unaligned
+    /// offset copies from the mapping first.
     /// With <paramref name="positionalRead"/> the bytes are always copied, with positional file reads (pread) straight
     /// into a fresh tensor instead of from the mapping (the bench compares the paths).
     /// Throws <see cref="ObjectDisposedException"/> after <see cref="Dispose"/>.
@@ -426,8 +427,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
         var info = Info(name);
         var stored = Safetensors.ToScalarType(info.DType);
         bool onCpu = device is null || device.type == DeviceType.CPU;
-        Tensor? raw = null;
-        if (!positionalRead && (dtype is null || dtype == stored) && onCpu) raw = TryView(info);
+        // A conversion or a device copy reads straight from the view: one pass over the data instead of copy + convert.
+        var raw = positionalRead ? null : TryView(info);
         if (raw is null)
         {
             raw = empty(info.Shape, stored, CPU);
@@ -541,8 +542,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// Releases the mapping. Spans from <see cref="Bytes"/> must not be used afterwards; tensors from
-    /// <see cref="ToTensor"/> stay valid (views own their mapping); every method throws <see cref="ObjectDisposedException"/>.
+    /// Releases the file. Tensors from <see cref="ToTensor"/> stay valid (views own their mapping); spans from
+    /// <see cref="Bytes"/> must not be used afterwards; ToTensor, CanView, Bytes and ReadFloats then throw
+    /// <see cref="ObjectDisposedException"/>.
     /// </summary>
     public void Dispose()
     {
