@@ -46,13 +46,28 @@ public static class ModelWeights
     }
 
     /// <summary>
-    /// Reads the 2-D tensors of a .safetensors file, or of every .safetensors file of a folder (sharded checkpoints; PEFT
-    /// adapter_*.safetensors files are skipped), whose names match <paramref name="filter"/>.
+    /// Reads the 2-D tensors of a .safetensors file, of every .safetensors file of a folder (PEFT adapter_*.safetensors files
+    /// are skipped), or of a Hugging Face sharded checkpoint (a folder with <c>model.safetensors.index.json</c>, or that
+    /// index file) whose names match <paramref name="filter"/>.
     /// </summary>
     /// <exception cref="FileNotFoundException">The path does not exist or the folder holds no .safetensors files.</exception>
     public static Dictionary<string, Tensor> Load(string path, string? filter = null, Device? device = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        var regex = string.IsNullOrWhiteSpace(filter) ? null : new Regex(filter);
+        // A sharded Hugging Face checkpoint (model.safetensors.index.json + shards) is read through its index, which is
+        // checked against the shards.
+        bool indexed = Directory.Exists(path)
+            ? Directory.GetFiles(path, "*.safetensors.index.json").Length > 0
+            : path.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
+        if (indexed)
+        {
+            using var checkpoint = SafetensorsCheckpoint.Open(path);
+            var sharded = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            foreach (var name in checkpoint.Names.Where(n => checkpoint.Info(n).Shape.Length == 2 && (regex?.IsMatch(n) ?? true)))
+                sharded[name] = checkpoint.ToTensor(name, device ?? CPU);
+            return sharded;
+        }
         string[] files;
         if (Directory.Exists(path))
         {
@@ -61,7 +76,6 @@ public static class ModelWeights
         }
         else if (File.Exists(path)) files = [path];
         else throw new FileNotFoundException($"'{path}' is neither a .safetensors file nor a folder of them.", path);
-        var regex = string.IsNullOrWhiteSpace(filter) ? null : new Regex(filter);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var f in files)
         {

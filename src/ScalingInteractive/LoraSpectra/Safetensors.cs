@@ -259,13 +259,28 @@ public static class Safetensors
 /// A safetensors file opened for reading: the header is validated completely on open (see
 /// <see cref="Safetensors.ParseHeader"/>), the data is memory-mapped and read in place, never copied whole.
 /// </summary>
+/// <remarks>
+/// <see cref="ToTensor"/> hands out CPU tensors that view the file's pages (as Python's <c>safe_open</c> does) when
+/// the stored dtype is the one asked for and the tensor's offset is a multiple of its element size: opening is lazy,
+/// nothing is read until the tensor is touched, and the page cache is read without a copy. The view's memory is a
+/// private copy-on-write mapping owned by LibTorch (<c>torch.from_file</c>), so it stays valid after this object is
+/// disposed and after the file is deleted, and writing into the tensor never changes the file. A dtype conversion or
+/// another device reads from the view in one pass; an unaligned offset, or a mapping the OS refuses, copies first.
+/// </remarks>
 public sealed unsafe class SafetensorsFile : IDisposable
 {
     private readonly MemoryMappedFile? _map;
+    // The opened file (not its path): its length tells whether the mapped file shrank, even after a rename or delete.
+    private readonly FileStream _stream;
     private readonly MemoryMappedViewAccessor? _view;
     private readonly byte* _base;
     private readonly long _dataStart;
     private readonly Dictionary<string, SafetensorInfo> _byName;
+    // One LibTorch mapping of the whole file per element type in the header, made on open next to the header read
+    // (torch.from_file maps a file as a 1-D tensor of one dtype; its storage, shared by every view, unmaps when the
+    // last view is freed). Mapped at open, they read the file that was validated even if the path is later replaced.
+    private readonly Dictionary<ScalarType, Tensor> _torchMaps = new();
+    private readonly object _gate = new();
     private bool _disposed;
 
     private SafetensorsFile(string path, IReadOnlyList<SafetensorInfo> tensors, IReadOnlyDictionary<string, string> metadata,
@@ -277,13 +292,40 @@ public sealed unsafe class SafetensorsFile : IDisposable
         _dataStart = dataStart;
         _byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         FileLength = fileLength;
-        if (fileLength > dataStart)
+        // Others may write, rename or delete it (as before); sharing writes also keeps its length uncached.
+        _stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        try
         {
-            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            _base = p + _view.PointerOffset;
+            if (fileLength > dataStart)
+            {
+                _map = MemoryMappedFile.CreateFromFile(_stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+                _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+                byte* p = null;
+                _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+                _base = p + _view.PointerOffset;
+            }
+        }
+        catch
+        {
+            _view?.Dispose();
+            _map?.Dispose();
+            _stream.Dispose();
+            throw;
+        }
+        foreach (var type in tensors.Where(t => t.ByteLength > 0 && (dataStart + t.Begin) % Safetensors.ElementSize(t.DType) == 0)
+                                    .Select(t => t.DType).Distinct())
+        {
+            try
+            {
+                // shared: false maps MAP_PRIVATE: pages come from the page cache, writes stay private to the process.
+                var map = from_file(path, shared: false, size: fileLength / Safetensors.ElementSize(type), dtype: Safetensors.ToScalarType(type));
+                map.DetachFromDisposeScope(); // owned by this file, not by a caller's dispose scope
+                _torchMaps[Safetensors.ToScalarType(type)] = map;
+            }
+            catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or ArgumentException)
+            {
+                break; // e.g. address-space or overcommit limits: ToTensor copies instead
+            }
         }
     }
 
@@ -365,27 +407,77 @@ public sealed unsafe class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// A TorchSharp tensor with the file's values: copied straight from the mapping into a CPU tensor of the stored
-    /// dtype, then converted to <paramref name="dtype"/> (default float32; null keeps the stored type) and moved to
-    /// <paramref name="device"/>.
+    /// A TorchSharp tensor with the file's values, converted to <paramref name="dtype"/> (default float32; null keeps
+    /// the stored type) on <paramref name="device"/> (default CPU).
     /// </summary>
     /// <remarks>
-    /// With <paramref name="positionalRead"/> the bytes are read with positional file reads (pread) straight into the
-    /// tensor instead of being copied from the mapping: the same single copy, without page faults on the mapping
-    /// (the bench compares both).
+    /// When the stored dtype is <paramref name="dtype"/> (or <paramref name="dtype"/> is null), the device is the CPU and
+    /// the data offset is aligned to the element size (true of files written by the reference writer and by
+    /// <see cref="SafetensorsWriter"/>), the result is a view of the file's pages: nothing is read until it is touched,
+    /// it stays valid after <see cref="Dispose"/>, and in-place changes stay private (copy-on-write; the file is never
+    /// written). A conversion or another device reads from that view into the new tensor in one pass; an unaligned
+    /// offset copies from the mapping first.
+    /// With <paramref name="positionalRead"/> the bytes are always copied, with positional file reads (pread) straight
+    /// into a fresh tensor instead of from the mapping (the bench compares the paths).
+    /// Throws <see cref="ObjectDisposedException"/> after <see cref="Dispose"/>.
     /// </remarks>
     public Tensor ToTensor(string name, Device? device = null, ScalarType? dtype = ScalarType.Float32, bool positionalRead = false)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var info = Info(name);
-        var raw = empty(info.Shape, Safetensors.ToScalarType(info.DType), CPU);
-        if (positionalRead) ReadInto(raw, _dataStart + info.Begin, info.ByteLength);
-        else CopyInto(raw, Pointer(info), info.ByteLength);
+        var stored = Safetensors.ToScalarType(info.DType);
+        bool onCpu = device is null || device.type == DeviceType.CPU;
+        // A conversion or a device copy reads straight from the view: one pass over the data instead of copy + convert.
+        var raw = positionalRead ? null : TryView(info);
+        if (raw is null)
+        {
+            raw = empty(info.Shape, stored, CPU);
+            if (positionalRead) ReadInto(raw, _dataStart + info.Begin, info.ByteLength);
+            else CopyInto(raw, Pointer(info), info.ByteLength);
+        }
         var converted = dtype is { } t && t != raw.dtype ? raw.to_type(t) : raw;
         if (!ReferenceEquals(converted, raw)) raw.Dispose();
-        if (device is null || device.type == DeviceType.CPU) return converted;
-        var moved = converted.to(device);
+        if (onCpu) return converted;
+        var moved = converted.to(device!);
         converted.Dispose();
         return moved;
+    }
+
+    /// <summary>
+    /// True when <see cref="ToTensor"/> returns a view of the file's pages for this tensor in its stored dtype on the
+    /// CPU (false when the offset is unaligned, the tensor is empty, or the OS refused the mapping).
+    /// </summary>
+    public bool CanView(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var info = Info(name);
+        if (info.ByteLength == 0 || (_dataStart + info.Begin) % Safetensors.ElementSize(info.DType) != 0) return false;
+        return MapFor(Safetensors.ToScalarType(info.DType)) is not null;
+    }
+
+    /// <summary>A view of the tensor's bytes in LibTorch's mapping of the file, or null when that is not possible.</summary>
+    private Tensor? TryView(SafetensorInfo info)
+    {
+        int size = Safetensors.ElementSize(info.DType);
+        long byteOffset = _dataStart + info.Begin;
+        if (info.ByteLength == 0 || byteOffset % size != 0) return null;
+        lock (_gate) // Dispose may not release the map between the lookup and the narrow
+        {
+            var map = MapFor(Safetensors.ToScalarType(info.DType));
+            if (map is null) return null;
+            using var flat = map.narrow(0, byteOffset / size, info.ElementCount);
+            return flat.view(info.Shape); // the view shares the mapping's storage and keeps it alive
+        }
+    }
+
+    private Tensor? MapFor(ScalarType type)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ThrowIfShrunk();
+            return _torchMaps.GetValueOrDefault(type);
+        }
     }
 
     /// <summary>All tensors as float32 tensors on <paramref name="device"/>, by name.</summary>
@@ -414,7 +506,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         int elementSize = (int)target.ElementSize;
         long chunkElements = (1L << 30) / elementSize;
-        using var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+        var handle = _stream.SafeFileHandle; // the opened file, not whatever is at the path now
         using var flat = target.view(-1);
         for (long start = 0; start < flat.shape[0]; start += chunkElements)
         {
@@ -431,23 +523,46 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// Touching a mapping past the end of a file that shrank since Open faults (SIGBUS, a crash): refuse it clearly.
+    /// The length is that of the opened file, so a file deleted or replaced at its path after Open reads on.
+    /// </summary>
+    private void ThrowIfShrunk()
+    {
+        long now = RandomAccess.GetLength(_stream.SafeFileHandle);
+        if (now < FileLength)
+            throw new InvalidDataException($"'{Path}' is now {now} bytes but was {FileLength} when opened: it was truncated or rewritten in place; open it again.");
+    }
+
     private byte* Pointer(SafetensorInfo info)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfShrunk();
         return info.ByteLength == 0 ? null : _base + _dataStart + info.Begin;
     }
 
-    /// <summary>Releases the mapping.</summary>
+    /// <summary>
+    /// Releases the file. Tensors from <see cref="ToTensor"/> stay valid (views own their mapping); spans from
+    /// <see cref="Bytes"/> must not be used afterwards; ToTensor, CanView, Bytes and ReadFloats then throw
+    /// <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            // Views handed out keep their own reference to the mapping; this drops only the file's.
+            foreach (var map in _torchMaps.Values) map.Dispose();
+            _torchMaps.Clear();
+        }
         if (_view is not null)
         {
             _view.SafeMemoryMappedViewHandle.ReleasePointer();
             _view.Dispose();
         }
         _map?.Dispose();
+        _stream.Dispose();
     }
 }
 
