@@ -35,5 +35,12 @@ public static class Formatters
     {
         Formatter.Register<T>((value, writer) => writer.Write(PlotlyAssets.WithScriptIfNeeded(value.ToHtml())), HtmlFormatter.MimeType);
         Formatter.Register<T>((value, writer) => writer.Write(value.ToText()), PlainTextFormatter.MimeType);
+        // The kernel asks for application/json when it lists variables (#!whos, VS Code's Variables view) or shares a
+        // value: the default serializer fails on these types (tensors, delegates, cycles) and the variable then vanished
+        // from the list. Each result has its own JSON.
+        Formatter.Register<T>((value, writer) => writer.Write(value.ToJson()), JsonMimeType);
     }
+
+    /// <summary>The mime type the kernel uses for variable values.</summary>
+    public const string JsonMimeType = "application/json";
 }

@@ -29,6 +29,9 @@ public class DisplayTests
             static string StableIds(string html) => Regex.Replace(html, "si-chart-[0-9a-f]{32}", "si-chart-ID");
             Assert.Contains(StableIds(rich.ToHtml()), StableIds(Formatter.ToDisplayString(value, HtmlFormatter.MimeType)));
             using var _ = JsonDocument.Parse(rich.ToJson());
+            // The kernel lists variables through application/json (#!whos, VS Code's Variables view).
+            static string StableTime(string json) => Regex.Replace(json, "\"ElapsedSeconds\":[^,}]+", "");
+            Assert.Equal(StableTime(rich.ToJson()), StableTime(Formatter.ToDisplayString(value, Formatters.JsonMimeType)));
         }
         Assert.Equal(Formatters.ResultTypes.Count, SampleResults().Select(r => r.GetType()).Distinct().Count());
     }

@@ -68,7 +68,8 @@ public class PackageTests
                 foreach (var bundled in new[] { "ScalingInteractive.Plotting", "Plotly.NET", "Plotly.NET.CSharp", "FSharp.Core", "DynamicObj", "Fable.Core", "Giraffe.ViewEngine", "Newtonsoft.Json" })
                     Assert.Contains("ScalingInteractive.Plotting.Bundle/" + bundled + ".dll", image);
             }
-            Assert.Equal("1.0.0-beta.23562.1", dependencies["Microsoft.DotNet.Interactive.Formatting"]);
+            // The version the kernel tool 1.0.712001 ships (its copy is the one loaded in the kernel).
+            Assert.Equal("1.0.0-beta.26120.1", dependencies["Microsoft.DotNet.Interactive.Formatting"]);
             Assert.DoesNotContain("TorchSharp-cpu", dependencies.Keys);
             Assert.DoesNotContain("Microsoft.DotNet.Interactive", dependencies.Keys);
             Assert.Equal("ScalingInteractive", nuspec.Descendants().First(e => e.Name.LocalName == "id").Value);

@@ -9,7 +9,7 @@ namespace ScalingInteractive.Tests.Kernel;
 /// </summary>
 public class KernelBehaviourTests
 {
-    private const string Points = "var points = new ScalingInteractive.Fitting.FitData([\"N\"], [[1e6], [1e7], [1e8], [1e9], [1e10]], [3.0, 2.5, 2.2, 2.0, 1.9], \"L\");";
+    private const string Points = "var points = ScalingInteractive.Fitting.FitData.FromArrays([1e6, 1e7, 1e8, 1e9, 1e10], [3.0, 2.5, 2.2, 2.0, 1.9], \"N\", \"L\");";
 
     [Fact]
     public async Task A_wrong_typed_value_gets_a_message_naming_the_parameter_the_value_and_what_is_accepted()
@@ -33,7 +33,7 @@ public class KernelBehaviourTests
         string whos = string.Join("\n", run.Cells.Last().Outputs.Select(o => o.Html ?? o.PlainText));
         foreach (string name in new[] { "before", "points", "fit", "after" })
             Assert.Contains($"<td>{name}</td>", whos);
-        Assert.Contains("ScalingFitResult", whos);
+        Assert.Contains("ScalingInteractive.Fitting.ScalingLawFit", whos);
     }
 
     [Fact]
