@@ -186,6 +186,7 @@ public sealed class KernelClient : IAsyncDisposable
         var byValueId = new Dictionary<string, CellOutput>();
         string token = "si-" + Interlocked.Increment(ref _nextToken).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
+        using var inputRequested = new CancellationTokenSource();
         var pending = new Pending((eventType, envelope) =>
         {
             lock (result)
@@ -240,6 +241,14 @@ public sealed class KernelClient : IAsyncDisposable
                                 result.Errors.Add($"{d?["code"]}: {d?["message"]}");
                         break;
                 }
+                if (changed?.Html is { } html && html.Contains("sendSendValueCommand(", StringComparison.Ordinal))
+                {
+                    // The kernel shows an input form (RequestInputs, e.g. two @csharp: values on one magic-command line)
+                    // and waits for a click no headless client can give: fail the cell now instead of waiting for ever.
+                    result.Errors.Add("The kernel asked for user input (an input form), which a headless run cannot give. " +
+                        "A magic-command line with two or more @csharp: values does this (a kernel bug); pass bare C# variable names instead.");
+                    inputRequested.Cancel();
+                }
                 if (changed is not null) onUpdate?.Invoke(changed);
             }
         });
@@ -252,7 +261,7 @@ public sealed class KernelClient : IAsyncDisposable
                 ["commandType"] = "SubmitCode",
                 ["command"] = new JsonObject { ["code"] = code, ["targetKernelName"] = kernelName },
             });
-            using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, inputRequested.Token);
             timeoutSource.CancelAfter(timeout);
             JsonObject final;
             try
@@ -263,10 +272,11 @@ public sealed class KernelClient : IAsyncDisposable
             {
                 // Interrupt the cell as VS Code's stop button does, then wait briefly for the kernel to answer.
                 Send(new JsonObject { ["token"] = token + "-cancel", ["commandType"] = "Cancel", ["command"] = new JsonObject() });
-                result.TimedOut = !cancellationToken.IsCancellationRequested;
+                result.TimedOut = !cancellationToken.IsCancellationRequested && !inputRequested.IsCancellationRequested;
                 try { final = await pending.Done.Task.WaitAsync(TimeSpan.FromSeconds(30)); }
                 catch (TimeoutException) { final = new JsonObject { ["eventType"] = "CommandFailed", ["event"] = new JsonObject { ["message"] = "The kernel did not answer the cancellation." } }; }
-                lock (result) result.Errors.Add(result.TimedOut ? $"The cell did not finish within {timeout.TotalMinutes:F1} min and was cancelled." : "Cancelled.");
+                if (!inputRequested.IsCancellationRequested)
+                    lock (result) result.Errors.Add(result.TimedOut ? $"The cell did not finish within {timeout.TotalMinutes:F1} min and was cancelled." : "Cancelled.");
             }
             catch (KernelExitedException e)
             {

@@ -122,7 +122,7 @@ internal static class TorchNativeRemedy
                 if (File.Exists(candidate)) { NativeLibrary.TryLoad(candidate, out _); break; }
         _handle = NativeLibrary.Load(copy);
         PatchedCopy = copy;
-        Console.Error.WriteLine($"ScalingInteractive: this host's libstdc++ lacks {TorchRuntime.RequiredGlibcxx}; loading a patched private copy of libLibTorchSharp.so ({copy}).");
+        // Silent on success: it runs in every notebook's first cell (TorchRuntime.Diagnose names the copy on failure).
         return _handle;
     }
 

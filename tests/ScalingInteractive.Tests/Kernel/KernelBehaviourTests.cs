@@ -53,6 +53,18 @@ public class KernelBehaviourTests
     }
 
     [Fact]
+    public async Task Two_csharp_values_on_one_line_fail_the_cell_at_once_instead_of_waiting_for_a_click()
+    {
+        // The kernel answers such a line with an empty input form and waits for the user (a kernel bug): the runner
+        // must not hang on it, and must say what to write instead.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var run = await RealKernel.RunCellsAsync(RealKernel.LoadPackages, Points + "\nvar n = 20;", "#!scaling-fit --law power --data @csharp:points --bootstrap @csharp:n");
+        var failed = Assert.Single(run.Cells, c => c.Status == CellStatus.Failed);
+        Assert.Contains("bare C# variable names", string.Join("\n", failed.Errors));
+        Assert.True(clock.Elapsed < TimeSpan.FromMinutes(2), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
     public async Task User_code_can_touch_TorchSharp_first_after_the_package_is_loaded()
     {
         // Notebooks 03 and 04 call torch.set_num_threads before any ScalingInteractive API: TorchSharp then initialised
