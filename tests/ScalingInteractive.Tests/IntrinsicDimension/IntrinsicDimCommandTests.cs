@@ -16,7 +16,7 @@ public class IntrinsicDimCommandTests : IDisposable
     private static string Line(string rest) =>
         $"#!intrinsic-dim {rest} --data-dir \"{RepoPaths.SharedData}\" --bootstrap 50" + (rest.Contains("--device", StringComparison.Ordinal) ? "" : " --device cpu");
 
-    [Fact]
+    [SharedDataFact]
     public async Task Runs_a_small_sweep_shows_the_report_and_resumes_from_the_store()
     {
         string store = Path.Combine(_folder, "runs.jsonl");
@@ -46,7 +46,7 @@ public class IntrinsicDimCommandTests : IDisposable
     private static System.Text.Json.Nodes.JsonObject ReadIdentity(string store) =>
         (System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse(File.ReadLines(store).First())!["identity"]!.DeepClone();
 
-    [Theory]
+    [SharedDataTheory]
     [InlineData("mnist-mlp --projection gaussian", "--projection 'gaussian'")]
     [InlineData("mnist-rnn", "--task 'mnist-rnn'")]
     [InlineData("mnist-mlp --dims [0,10]", "below the minimum")]
@@ -64,7 +64,7 @@ public class IntrinsicDimCommandTests : IDisposable
         Assert.Contains(expected, message);
     }
 
-    [Fact]
+    [SharedDataFact]
     public async Task Said_per_tensor_runs_name_their_series_and_a_log_range_is_used_without_dims()
     {
         var host = new TestHost();
@@ -84,7 +84,7 @@ public class IntrinsicDimCommandTests : IDisposable
         Assert.Contains(MnistData.TestImagesFile, error.Message);
     }
 
-    [Fact]
+    [SharedDataFact]
     public async Task Cancellation_stops_the_sweep()
     {
         using var cts = new CancellationTokenSource();

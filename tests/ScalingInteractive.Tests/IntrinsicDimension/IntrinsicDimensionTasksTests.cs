@@ -5,7 +5,7 @@ namespace ScalingInteractive.Tests.IntrinsicDimension;
 
 public class IntrinsicDimensionTasksTests
 {
-    [Fact]
+    [SharedDataFact]
     public void Creates_the_mnist_task_from_a_data_folder()
     {
         using var task = IntrinsicDimensionTasks.Create("MNIST-MLP", new IntrinsicTaskOptions { DataDirectory = RepoPaths.SharedData });

@@ -39,7 +39,7 @@ public class MnistTests : IDisposable
         return bytes;
     }
 
-    [Fact]
+    [SharedDataFact]
     public void Reads_the_shared_test_files_gz_and_raw_alike()
     {
         var images = IdxReader.Read(Shared(MnistData.TestImagesFile), 3);
@@ -52,7 +52,7 @@ public class MnistTests : IDisposable
         Assert.Equal(labels.Data, raw.Data);
     }
 
-    [Fact]
+    [SharedDataFact]
     public void The_split_is_fixed_disjoint_and_complete()
     {
         using var a = MnistData.LoadTestSplit(RepoPaths.SharedData, CPU);
@@ -88,7 +88,7 @@ public class MnistTests : IDisposable
         Assert.Contains("truncated", e.Message);
     }
 
-    [Fact]
+    [SharedDataFact]
     public void Truncated_and_corrupt_files_get_clear_messages()
     {
         var gz = File.ReadAllBytes(Shared(MnistData.TestImagesFile));
@@ -124,7 +124,7 @@ public class MnistTests : IDisposable
         Assert.Equal([2L, 10], lenet.forward(zeros(2, 1, 28, 28)).shape);
     }
 
-    [Fact]
+    [SharedDataFact]
     public void Subspace_training_learns_and_is_deterministic()
     {
         using var data = MnistData.Load(Shared(MnistData.TestImagesFile), Shared(MnistData.TestLabelsFile), 1000, 300, 1, CPU);

@@ -68,20 +68,3 @@ internal static class RealKernel
     }
 }
 
-/// <summary>A fact that needs ../shared/data: skipped with a note where the folder is absent (the README names it).</summary>
-public sealed class SharedDataFactAttribute : FactAttribute
-{
-    public SharedDataFactAttribute()
-    {
-        if (!Directory.Exists(RepoPaths.SharedData)) Skip = $"needs the test data folder {RepoPaths.SharedData} (../shared/data beside the repository)";
-    }
-}
-
-/// <summary>A theory that needs ../shared/data: skipped with a note where the folder is absent.</summary>
-public sealed class SharedDataTheoryAttribute : TheoryAttribute
-{
-    public SharedDataTheoryAttribute()
-    {
-        if (!Directory.Exists(RepoPaths.SharedData)) Skip = $"needs the test data folder {RepoPaths.SharedData} (../shared/data beside the repository)";
-    }
-}

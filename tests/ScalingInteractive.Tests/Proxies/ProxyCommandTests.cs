@@ -12,7 +12,7 @@ public class ProxyCommandTests : IDisposable
 
     private string Shakespeare => Path.Combine(RepoPaths.SharedData, "tinyshakespeare.txt");
 
-    [Fact]
+    [SharedDataFact]
     public async Task SweepCommandRunsResumesAndSetsTheVariable()
     {
         string store = Path.Combine(_dir, "s.jsonl");

@@ -25,7 +25,7 @@ public class ProxySettingsTests
         foreach (string name in ProxySettings.Names) Assert.Equal(name, ProxySettings.Create(name, Training, [32]).Name);
     }
 
-    [Fact]
+    [SharedDataFact]
     public void Corpora_resolve_by_name_or_path()
     {
         Assert.Equal("synthetic-grammar", TextCorpus.Resolve(null).Name);

@@ -94,7 +94,7 @@ public class ProxyTrainerTests
         }
     }
 
-    [Fact]
+    [SharedDataFact]
     public void SameSeedGivesSameLossesAndTrainingLowersTheLoss()
     {
         var a = ProxyTrainer.Train(Tiny, Short, Shakespeare.Value, CPU);
@@ -113,7 +113,7 @@ public class ProxyTrainerTests
         Assert.Equal(LearningRateSchedules.At(Short, 39), a.Metrics[^1].LearningRate);
     }
 
-    [Fact]
+    [SharedDataFact]
     public void HugeLearningRateIsRecordedAsDiverged()
     {
         var run = ProxyTrainer.Train(Tiny, Short with { LearningRate = 50, Schedule = LearningRateSchedule.Constant, MinLearningRate = 0, LogEvery = 5 }, Shakespeare.Value, CPU);
@@ -125,7 +125,7 @@ public class ProxyTrainerTests
         Assert.NotNull(record["divergenceReason"]);
     }
 
-    [Fact]
+    [SharedDataFact]
     public void ZLossKeepsLogZNearerZero()
     {
         var without = ProxyTrainer.Train(Tiny, Short, Shakespeare.Value, CPU);
@@ -134,7 +134,7 @@ public class ProxyTrainerTests
             $"|log Z| with z-loss {with.Metrics[^1].MeanLogZ}, without {without.Metrics[^1].MeanLogZ}");
     }
 
-    [Fact]
+    [SharedDataFact]
     public void BadTrainingInputsAreRejected()
     {
         Assert.Contains("LearningRate", Assert.Throws<ArgumentException>(() => new ProxyTrainingOptions { LearningRate = 0 }.Validate()).Message);
@@ -149,7 +149,7 @@ public class ProxyTrainerTests
                 ScalingInteractive.Hosting.TorchRuntime.ResolveDevice("cuda")).Message);
     }
 
-    [Fact]
+    [SharedDataFact]
     public void CancellationStopsTheRun()
     {
         using var cts = new CancellationTokenSource();

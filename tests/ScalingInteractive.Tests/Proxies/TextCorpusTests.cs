@@ -33,7 +33,7 @@ public class TextCorpusTests
         Assert.Throws<ArgumentException>(() => TextCorpus.FromText("x", "abcdef", validationFraction: 1.5));
     }
 
-    [Fact]
+    [SharedDataFact]
     public void TinyShakespeareFromSharedDataLoads()
     {
         var corpus = TextCorpus.FromFile(Path.Combine(RepoPaths.SharedData, "tinyshakespeare.txt"));
