@@ -117,3 +117,42 @@ public class ShardedStoreTests : IDisposable
         Assert.Contains("more than the sweep's 12 runs", Assert.Throws<ArgumentException>(() => new SlurmOptions { Shards = 13, Gpus = 1 }.Validate(spec)).Message);
     }
 }
+
+/// <summary>The sweep commands on the local scheduler (the default), through the catalogue as a notebook calls them.</summary>
+public class SweepCommandTests : IDisposable
+{
+    private readonly string _dir = SweepFixtures.TempFolder("si-sweepcmd-");
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task Submit_status_and_collect_run_a_builder_sweep_locally_and_give_a_ProxySweepResult()
+    {
+        // A ProxyExperiments builder's runs become a spec like any grid.
+        var runs = ScalingInteractive.Proxies.ProxyExperiments.NdGrid([16, 32], [10, 20],
+            new ScalingInteractive.Proxies.ProxyTrainingOptions { BatchSize = 4, SequenceLength = 16, LogEvery = 5 });
+        var spec = SweepSpec.ForProxyRuns("nd", runs, new SweepCorpus { Bytes = 50_000 });
+        Assert.Equal(spec.Keys, SweepSpec.Parse(spec.ToJson()).Keys);
+        var host = new ScalingInteractive.Tests.Commands.TestHost { Variables = { ["spec"] = spec, ["folder"] = Path.Combine(_dir, "nd") } };
+
+        await ScalingInteractive.Commands.CommandCatalog.InvokeAsync("#!sweep-submit --spec spec --folder folder --name nd", host);
+        var handle = Assert.IsType<SweepHandle>(host.Variables["nd"]);
+        Assert.Equal("local", handle.Scheduler);
+        await ScalingInteractive.Commands.CommandCatalog.InvokeAsync("#!sweep-status --handle nd --watch", host);
+        var status = Assert.IsType<SweepStatus>(host.Variables["sweepStatus"]);
+        Assert.True(status.IsComplete);
+        // A later session reattaches by folder.
+        await ScalingInteractive.Commands.CommandCatalog.InvokeAsync($"#!sweep-collect --handle {handle.Folder} --name ndResult", host);
+        var result = Assert.IsType<ScalingInteractive.Proxies.ProxySweepResult>(host.Variables["ndResult"]);
+        Assert.Equal(4, result.Rows.Count);
+        Assert.All(result.Rows, r => Assert.Equal("nd-grid", r.Experiment));
+
+        // A second submit into the same folder skips every recorded run.
+        await ScalingInteractive.Commands.CommandCatalog.InvokeAsync("#!sweep-submit --spec spec --folder folder --name nd", host);
+        Assert.Equal(4, SlurmSweeps.OpenStore(handle).Count);
+        Assert.Equal(0, SlurmSweeps.OpenStore(handle).DuplicateRecords);
+
+        var bad = await Assert.ThrowsAnyAsync<Exception>(() => ScalingInteractive.Commands.CommandCatalog.InvokeAsync("#!sweep-status --handle nowhere", host));
+        Assert.Contains("neither a C# variable", ScalingInteractive.Commands.CommandCatalog.UserErrorMessage(bad));
+    }
+}
