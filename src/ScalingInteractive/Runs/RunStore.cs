@@ -118,8 +118,11 @@ public sealed class RunStore
             store._writePath = System.IO.Path.Combine(full, writeShard);
             if (!File.Exists(store._writePath) || new FileInfo(store._writePath).Length == 0)
             {
+                // Written aside and renamed into place: a reader in another process never sees half a header.
                 var header = new JsonObject { ["store"] = kind, ["schema"] = SchemaVersion, ["identity"] = identityNode.DeepClone() };
-                File.WriteAllText(store._writePath, header.ToJsonString() + "\n");
+                string partial = $"{store._writePath}.{Environment.ProcessId}.partial";
+                File.WriteAllText(partial, header.ToJsonString() + "\n");
+                File.Move(partial, store._writePath, overwrite: true);
             }
         }
         var files = Directory.GetFiles(full, ShardFilePattern).Order(StringComparer.Ordinal).ToList();
@@ -176,7 +179,7 @@ public sealed class RunStore
 
     private void CheckHeader(JsonObject? header)
     {
-        string Path = _currentFile ?? this.Path;
+        string Path = _currentFile ?? this.Path; // the shard file in messages, for folder stores
         if (header?["store"]?.GetValue<string>() is not string kind || header["schema"] is null)
             throw new InvalidDataException($"Run store '{Path}': the first line is not a ScalingInteractive run-store header.");
         if (kind != Kind)
