@@ -18,6 +18,9 @@ public static class CommandCatalog
         new IntrinsicDimension.IntrinsicDimCommand(),
         new LoraSpectra.LoraSpectrumCommand(),
         new LoraSpectra.LoraExperimentCommand(),
+        new Sweeps.SweepSubmitCommand(),
+        new Sweeps.SweepStatusCommand(),
+        new Sweeps.SweepCollectCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>

@@ -8,7 +8,11 @@ namespace ScalingInteractive.Runs;
 /// <param name="LineNumber">1-based line number in the file.</param>
 /// <param name="Text">The line (cut to 200 characters).</param>
 /// <param name="Reason">Why it was rejected.</param>
-public sealed record BadRunLine(int LineNumber, string Text, string Reason);
+public sealed record BadRunLine(int LineNumber, string Text, string Reason)
+{
+    /// <summary>The file the line is in (set for stores read from a folder of shard files; null for a single-file store).</summary>
+    public string? File { get; init; }
+}
 
 /// <summary>
 /// An append-only JSON Lines file of finished runs, shared by every long experiment (proxy sweeps, intrinsic-
@@ -26,12 +30,26 @@ public sealed class RunStore
     private readonly List<BadRunLine> _badLines = new();
     private readonly object _gate = new();
 
+    private string? _writePath;
+    private string? _currentFile;
+
     private RunStore(string path, string kind, JsonObject identity)
     {
         Path = path;
         Kind = kind;
         Identity = identity;
+        _writePath = path;
     }
+
+    /// <summary>The file appends go to: <see cref="Path"/> for a single-file store, this process's shard file for a
+    /// folder store opened with a shard name, null for a read-only folder view.</summary>
+    public string? WritePath => _writePath;
+
+    /// <summary>The files the store was read from (one for a single-file store; every shard file for a folder store).</summary>
+    public IReadOnlyList<string> Files { get; private set; } = [];
+
+    /// <summary>Records whose key was already read from an earlier line or shard (kept once; the first one wins across shards).</summary>
+    public int DuplicateRecords { get; private set; }
 
     /// <summary>The file path.</summary>
     public string Path { get; }
@@ -66,17 +84,63 @@ public sealed class RunStore
             if (!string.IsNullOrEmpty(folder)) Directory.CreateDirectory(folder);
             var header = new JsonObject { ["store"] = kind, ["schema"] = SchemaVersion, ["identity"] = identityNode.DeepClone() };
             File.WriteAllText(store.Path, header.ToJsonString() + "\n");
+            store.Files = [store.Path];
             return store;
         }
-        store.Load();
+        store.Load(store.Path, lastWins: true);
+        store.Files = [store.Path];
         return store;
     }
 
-    private void Load()
+    /// <summary>The file name pattern of shard files in a folder store.</summary>
+    public const string ShardFilePattern = "shard-*.jsonl";
+
+    /// <summary>
+    /// Opens a run store that many processes write at once: a folder of shard files (<c>shard-0003.jsonl</c>, one per
+    /// writing process, each with the usual header), read back as one store. Records are deduplicated by key (the first
+    /// shard in name order wins); a corrupt or half-written line in one shard costs at most that run and is reported in
+    /// <see cref="BadLines"/> with its file. With <paramref name="writeShard"/> (a file name such as
+    /// <c>shard-0003.jsonl</c>) appends go to that file only, so no two processes ever write the same file; without it
+    /// the store is a read-only view. Every shard must have the same <paramref name="kind"/> and <paramref name="identity"/>.
+    /// </summary>
+    public static RunStore OpenFolder(string folder, string kind, object? identity = null, string? writeShard = null)
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
+        var identityNode = identity is null ? new JsonObject() : identity as JsonObject ?? JsonSerializer.SerializeToNode(identity, JsonOptions)!.AsObject();
+        string full = System.IO.Path.GetFullPath(folder);
+        if (File.Exists(full)) throw new InvalidDataException($"Run store folder '{full}' is a file; a sharded store is a folder of shard-NNNN.jsonl files.");
+        Directory.CreateDirectory(full);
+        var store = new RunStore(full, kind, identityNode) { _writePath = null };
+        if (writeShard is not null)
+        {
+            if (writeShard.Contains('/') || writeShard.Contains('\\') || !writeShard.StartsWith("shard-", StringComparison.Ordinal) || !writeShard.EndsWith(".jsonl", StringComparison.Ordinal))
+                throw new ArgumentException($"A shard file name looks like shard-0003.jsonl; got '{writeShard}'.", nameof(writeShard));
+            store._writePath = System.IO.Path.Combine(full, writeShard);
+            if (!File.Exists(store._writePath) || new FileInfo(store._writePath).Length == 0)
+            {
+                // Written aside and renamed into place: a reader in another process never sees half a header.
+                var header = new JsonObject { ["store"] = kind, ["schema"] = SchemaVersion, ["identity"] = identityNode.DeepClone() };
+                string partial = $"{store._writePath}.{Environment.ProcessId}.partial";
+                File.WriteAllText(partial, header.ToJsonString() + "\n");
+                File.Move(partial, store._writePath, overwrite: true);
+            }
+        }
+        var files = Directory.GetFiles(full, ShardFilePattern).Order(StringComparer.Ordinal).ToList();
+        foreach (string file in files)
+        {
+            if (new FileInfo(file).Length == 0) continue; // a shard whose header is being written right now
+            store.Load(file, lastWins: false);
+        }
+        store.Files = files;
+        return store;
+    }
+
+    private void Load(string file, bool lastWins)
+    {
+        _currentFile = file == Path ? null : file;
         int lineNumber = 0;
         bool headerSeen = false;
-        foreach (string line in File.ReadLines(Path))
+        foreach (string line in File.ReadLines(file))
         {
             lineNumber++;
             if (line.Trim().Length == 0) continue;
@@ -102,14 +166,20 @@ public sealed class RunStore
                 continue;
             }
             string key = keyValue.GetValue<string>();
-            if (!_records.ContainsKey(key)) _order.Add(key);
+            if (_records.ContainsKey(key))
+            {
+                DuplicateRecords++;
+                if (!lastWins) continue;
+            }
+            else _order.Add(key);
             _records[key] = node;
         }
-        if (!headerSeen) throw new InvalidDataException($"Run store '{Path}' has no header line; it was not written by ScalingInteractive.");
+        if (!headerSeen) throw new InvalidDataException($"Run store '{file}' has no header line; it was not written by ScalingInteractive.");
     }
 
     private void CheckHeader(JsonObject? header)
     {
+        string Path = _currentFile ?? this.Path; // the shard file in messages, for folder stores
         if (header?["store"]?.GetValue<string>() is not string kind || header["schema"] is null)
             throw new InvalidDataException($"Run store '{Path}': the first line is not a ScalingInteractive run-store header.");
         if (kind != Kind)
@@ -131,7 +201,7 @@ public sealed class RunStore
     }
 
     private void Reject(int lineNumber, string line, string reason) =>
-        _badLines.Add(new BadRunLine(lineNumber, line.Length > 200 ? line[..200] + "..." : line, reason));
+        _badLines.Add(new BadRunLine(lineNumber, line.Length > 200 ? line[..200] + "..." : line, reason) { File = _currentFile });
 
     /// <summary>True when a run with this key has finished.</summary>
     public bool Contains(string key) { lock (_gate) return _records.ContainsKey(key); }
@@ -153,12 +223,13 @@ public sealed class RunStore
         if (node["key"] is not JsonValue key || key.GetValueKind() != JsonValueKind.String)
             throw new ArgumentException("A run record needs a string 'key' property that identifies the run.", nameof(record));
         string line = node.ToJsonString(JsonOptions);
+        string path = _writePath ?? throw new InvalidOperationException($"Run store folder '{Path}' was opened read-only (no shard file to write); open it with a shard name to append.");
         lock (_gate)
         {
-            using (var stream = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read))
+            using (var stream = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read))
             {
                 // A crash mid-write can leave a partial last line without a newline: start on a fresh line.
-                if (stream.Length > 0 && LastByte() != (byte)'\n') stream.WriteByte((byte)'\n');
+                if (stream.Length > 0 && LastByte(path) != (byte)'\n') stream.WriteByte((byte)'\n');
                 byte[] bytes = Encoding.UTF8.GetBytes(line + "\n");
                 stream.Write(bytes);
                 stream.Flush(flushToDisk: true);
@@ -169,9 +240,9 @@ public sealed class RunStore
         }
     }
 
-    private byte LastByte()
+    private static byte LastByte(string path)
     {
-        using var read = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var read = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         if (read.Length == 0) return (byte)'\n';
         read.Seek(-1, SeekOrigin.End);
         return (byte)read.ReadByte();

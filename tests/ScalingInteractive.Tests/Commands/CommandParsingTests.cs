@@ -212,6 +212,8 @@ public class CommandParsingTests
                 {
                     bool identifier = a.Value is { Length: > 0 } v && char.IsLetter(v[0]) && v.All(c => char.IsLetterOrDigit(c) || c == '_');
                     var declared = a.Name is null ? command.Parameters.First(p => p.AllowImplicitName) : command.FindParameter(a.Name);
+                    // A string with allowed values named by a variable (#!sweep-submit --scheduler scheduler) stands in as an allowed value.
+                    if (identifier && declared is { Type: var st } && st == typeof(string) && !declared.AllowedValues.IsEmpty) return a with { Value = declared.AllowedValues[0] };
                     if (!(identifier && declared is { Type: var t } && t != typeof(string))) return a;
                     var type = declared.Type;
                     return a with { Value = type == typeof(int) ? "1" : type == typeof(double) ? "0.1" : type == typeof(int[]) ? "[1]" : type == typeof(double[]) ? "[0.1]" : "x" };

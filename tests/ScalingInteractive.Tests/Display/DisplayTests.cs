@@ -51,6 +51,7 @@ public class DisplayTests
         yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Run();
         yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Sweep();
         foreach (var result in Fitting.FittingSamples.All()) yield return result;
+        yield return ScalingInteractive.Tests.Sweeps.SweepFixtures.StatusSample();
     }
 
     [Fact]

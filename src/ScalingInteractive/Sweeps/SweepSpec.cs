@@ -1,0 +1,210 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ScalingInteractive.Proxies;
+using ScalingInteractive.Runs;
+
+namespace ScalingInteractive.Sweeps;
+
+/// <summary>
+/// Where a sweep's text comes from, written into its spec so a worker on another machine builds the same corpus:
+/// the built-in synthetic grammar (size and seed), or a UTF-8 file by absolute path (which must be readable where
+/// the workers run: a shared file system on a cluster).
+/// </summary>
+public sealed record SweepCorpus
+{
+    /// <summary><c>synthetic</c> or <c>file</c>.</summary>
+    public string Source { get; init; } = "synthetic";
+
+    /// <summary>Absolute path of the text file (<see cref="Source"/> <c>file</c>).</summary>
+    public string? Path { get; init; }
+
+    /// <summary>Bytes of synthetic text.</summary>
+    public int Bytes { get; init; } = 1_000_000;
+
+    /// <summary>Seed of the synthetic grammar.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Fraction of the text kept for validation (files; the synthetic corpus always uses 0.1).</summary>
+    public double ValidationFraction { get; init; } = 0.1;
+
+    /// <summary>
+    /// The corpus a <c>--corpus</c> value names (<c>synthetic</c>, <c>shakespeare</c>, a path or a file name in the data
+    /// folder; see <see cref="TextCorpus.Resolve"/>), with files resolved to absolute paths.
+    /// </summary>
+    public static SweepCorpus FromName(string? nameOrPath, string? dataDirectory = null)
+    {
+        string source = string.IsNullOrWhiteSpace(nameOrPath) ? "synthetic" : nameOrPath.Trim();
+        if (source.Equals("synthetic", StringComparison.OrdinalIgnoreCase)) return new SweepCorpus();
+        string folder = dataDirectory ?? Hosting.NotebookSession.DataDirectory;
+        if (source.Equals("shakespeare", StringComparison.OrdinalIgnoreCase)) source = TextCorpus.TinyShakespeareFile;
+        foreach (string candidate in new[] { source, System.IO.Path.Combine(folder, source) })
+            if (File.Exists(candidate)) return new SweepCorpus { Source = "file", Path = System.IO.Path.GetFullPath(candidate) };
+        throw new FileNotFoundException($"Corpus '{nameOrPath}' is neither 'synthetic', 'shakespeare' nor an existing file (also looked in the data folder '{folder}').", source);
+    }
+
+    /// <summary>Builds the corpus.</summary>
+    public TextCorpus Load() => Source.ToLowerInvariant() switch
+    {
+        "synthetic" => TextCorpus.Synthetic(Bytes, Seed),
+        "file" => TextCorpus.FromFile(Path ?? throw new InvalidDataException("A sweep spec's corpus has source 'file' but no 'path'."), ValidationFraction),
+        _ => throw new InvalidDataException($"A sweep spec's corpus source '{Source}' is not known; use 'synthetic' or 'file'."),
+    };
+}
+
+/// <summary>
+/// A sweep as data: a self-contained JSON document with every run (its key and full configuration), the corpus
+/// reference, the device and the LibTorch threads. A worker (<see cref="SweepWorker"/>, the ScalingInteractive.Worker
+/// app) runs one shard of it into a folder run store, so the same spec runs in this process, as a Slurm job array or
+/// as a Kubernetes indexed Job. Shard <c>i</c> of <c>n</c> holds the runs at positions <c>i, i+n, i+2n, ...</c>: each
+/// shard gets a spread of sizes and learning rates, so shards take similar times.
+/// </summary>
+public sealed record SweepSpec
+{
+    /// <summary>Format version written into every spec.</summary>
+    public const int CurrentFormat = 1;
+
+    /// <summary>The format version.</summary>
+    public int Format { get; init; } = CurrentFormat;
+
+    /// <summary>The kind of runs: <c>proxy-sweep</c> (the only kind so far; see README "Sweeps on a cluster").</summary>
+    public string Kind { get; init; } = ProxySweep.StoreKind;
+
+    /// <summary>The sweep's name (also the name in the run store's identity).</summary>
+    public string Name { get; init; } = "sweep";
+
+    /// <summary>Device for every run: <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c> or <c>auto</c>.</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>LibTorch CPU threads per worker (0 keeps LibTorch's choice).</summary>
+    public int Threads { get; init; } = 1;
+
+    /// <summary>The corpus every run trains on.</summary>
+    public SweepCorpus Corpus { get; init; } = new();
+
+    /// <summary>The runs, in order.</summary>
+    public IReadOnlyList<ProxyRunSpec> Runs { get; init; } = [];
+
+    /// <summary>A spec of proxy runs (from <see cref="ProxySweepSpec.Runs"/> or the <see cref="ProxyExperiments"/> builders).</summary>
+    public static SweepSpec ForProxyRuns(string name, IEnumerable<ProxyRunSpec> runs, SweepCorpus? corpus = null, string device = "cpu", int threads = 1)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        var list = runs.ToList();
+        if (list.Count == 0) throw new ArgumentException("A sweep needs at least one run.", nameof(runs));
+        var duplicate = list.GroupBy(r => r.Key).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null) throw new ArgumentException($"Run key {duplicate.Key} appears {duplicate.Count()} times: two runs have the same configuration.", nameof(runs));
+        return new SweepSpec { Name = name, Runs = list, Corpus = corpus ?? new SweepCorpus(), Device = device, Threads = threads }.Validate();
+    }
+
+    /// <summary>
+    /// The spec of a <c>#!proxy-sweep</c> command line (same parameters, same runs and keys as the local command), e.g.
+    /// <c>SweepSpec.FromProxySweepCommand("#!proxy-sweep --widths [16,32] --learning-rates [1e-3,1e-2] --steps 30")</c>.
+    /// </summary>
+    public static SweepSpec FromProxySweepCommand(string commandLine)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(commandLine);
+        var parsed = Commands.CommandLineParser.Parse(commandLine.TrimStart().StartsWith("#!", StringComparison.Ordinal) ? commandLine : "#!proxy-sweep " + commandLine, _ => null);
+        var command = Commands.CommandCatalog.Get(parsed.CommandName);
+        if (command is not ProxySweepCommand)
+            throw new Commands.CommandException($"SweepSpec.FromProxySweepCommand takes a #!proxy-sweep command line; got {command.Name}.");
+        var arguments = Commands.CommandBinder.BindText(command, parsed.Arguments);
+        var runs = ProxySweepCommand.BuildSpec(arguments).Runs();
+        int threads = arguments.Get<int>("--threads");
+        return ForProxyRuns(arguments.Get<string>("--name") ?? "proxySweep", runs, SweepCorpus.FromName(arguments.Get<string>("--corpus")),
+            arguments.Get<string>("--device") ?? "cpu", threads == 0 ? 1 : threads);
+    }
+
+    /// <summary>Checks the spec; returns it. Throws <see cref="InvalidDataException"/> naming what is wrong.</summary>
+    public SweepSpec Validate()
+    {
+        if (Format != CurrentFormat) throw new InvalidDataException($"Sweep spec format {Format} is not supported; this ScalingInteractive reads format {CurrentFormat}.");
+        if (Kind != ProxySweep.StoreKind) throw new InvalidDataException($"Sweep spec kind '{Kind}' is not supported; accepted: {ProxySweep.StoreKind}.");
+        if (Runs.Count == 0) throw new InvalidDataException("The sweep spec has no runs.");
+        if (Threads < 0) throw new InvalidDataException($"threads must be 0 or more; got {Threads}.");
+        return this;
+    }
+
+    /// <summary>Run keys in order.</summary>
+    public IReadOnlyList<string> Keys => Runs.Select(r => r.Key).ToList();
+
+    /// <summary>The runs of shard <paramref name="index"/> of <paramref name="count"/> (positions index, index+count, ...).</summary>
+    public IReadOnlyList<ProxyRunSpec> Shard(int index, int count)
+    {
+        if (count <= 0) throw new ArgumentException($"The shard count must be positive; got {count}.", nameof(count));
+        if (index < 0 || index >= count) throw new ArgumentException($"Shard index {index} is outside 0..{count - 1}.", nameof(index));
+        return Runs.Where((_, i) => i % count == index).ToList();
+    }
+
+    /// <summary>The identity of the sweep's run store (the same fields <see cref="ProxySweep.OpenStore"/> writes).</summary>
+    public static JsonObject StoreIdentity(TextCorpus corpus, string name) => new()
+    {
+        ["name"] = name,
+        ["corpus"] = corpus.Name,
+        ["trainTokens"] = corpus.TrainTokens,
+        ["validationTokens"] = corpus.ValidationTokens,
+    };
+
+    /// <summary>Opens the folder run store of this spec (read-only view, or writing <paramref name="writeShard"/>).</summary>
+    public RunStore OpenStore(string folder, TextCorpus? corpus = null, string? writeShard = null) =>
+        RunStore.OpenFolder(folder, Kind, StoreIdentity(corpus ?? Corpus.Load(), Name), writeShard);
+
+    /// <summary>The JSON text of the spec (each run carries its key, checked on load).</summary>
+    public string ToJson()
+    {
+        var node = new JsonObject
+        {
+            ["format"] = Format,
+            ["kind"] = Kind,
+            ["name"] = Name,
+            ["device"] = Device,
+            ["threads"] = Threads,
+            ["corpus"] = JsonSerializer.SerializeToNode(Corpus, RunStore.JsonOptions),
+            ["runs"] = new JsonArray(Runs.Select(r => (JsonNode)JsonSerializer.SerializeToNode(r, RunStore.JsonOptions)!).ToArray()),
+        };
+        return node.ToJsonString(new JsonSerializerOptions(RunStore.JsonOptions) { WriteIndented = true });
+    }
+
+    /// <summary>Writes the spec to <paramref name="path"/> (atomically: a worker never reads half a spec).</summary>
+    public string Save(string path)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
+        File.WriteAllText(full + ".partial", ToJson());
+        File.Move(full + ".partial", full, overwrite: true);
+        return full;
+    }
+
+    /// <summary>Reads a spec; every run's stored key must match the key of its configuration.</summary>
+    public static SweepSpec Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Sweep spec '{path}' was not found.", path);
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses spec JSON (<paramref name="origin"/> names it in messages).</summary>
+    public static SweepSpec Parse(string json, string origin = "spec")
+    {
+        JsonObject root;
+        try { root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"Sweep spec '{origin}' is not a JSON object."); }
+        catch (JsonException e) { throw new InvalidDataException($"Sweep spec '{origin}' is not valid JSON: {e.Message}"); }
+        var runs = new List<ProxyRunSpec>();
+        if (root["runs"] is not JsonArray array) throw new InvalidDataException($"Sweep spec '{origin}' has no \"runs\" list.");
+        foreach (var (node, i) in array.Select((n, i) => (n, i)))
+        {
+            var run = node.Deserialize<ProxyRunSpec>(RunStore.JsonOptions) ?? throw new InvalidDataException($"Sweep spec '{origin}': run {i} is empty.");
+            string? stored = node?["key"]?.GetValue<string>();
+            if (stored is not null && stored != run.Key)
+                throw new InvalidDataException($"Sweep spec '{origin}': run {i} has key {stored} but its configuration gives {run.Key}; the spec was edited or written by another version.");
+            runs.Add(run);
+        }
+        return new SweepSpec
+        {
+            Format = root["format"]?.GetValue<int>() ?? 0,
+            Kind = root["kind"]?.GetValue<string>() ?? "",
+            Name = root["name"]?.GetValue<string>() ?? "sweep",
+            Device = root["device"]?.GetValue<string>() ?? "cpu",
+            Threads = root["threads"]?.GetValue<int>() ?? 1,
+            Corpus = root["corpus"]?.Deserialize<SweepCorpus>(RunStore.JsonOptions) ?? new SweepCorpus(),
+            Runs = runs,
+        }.Validate();
+    }
+}
