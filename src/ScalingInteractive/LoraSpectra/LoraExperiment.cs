@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
+using ScalingInteractive.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -139,7 +140,7 @@ public sealed record LoraRunRecord
     /// <summary>Validation loss on A after fine-tuning (forgetting = after - before).</summary>
     public double PretrainLossAfter { get; init; }
 
-    /// <summary>Loss rose past 3x the start or became non-finite.</summary>
+    /// <summary>Training broke the package's <see cref="Training.DivergenceRule"/>, or an evaluation loss was non-finite.</summary>
     public bool Diverged { get; init; }
 
     /// <summary>Intruder analysis of the adapted matrices (pre-trained vs fine-tuned).</summary>
@@ -327,7 +328,7 @@ public static class LoraExperiment
         }
         using var model = new ProxyTransformer(options.Model, device, options.Seed);
         var random = new Random(unchecked((int)options.Seed) ^ 0x9e7);
-        Train(model, model.parameters(), options.PretrainSteps, options.PretrainLearningRate, corpus, options, random, device, null, ct);
+        Train(model, new FullParametrisation(model), options.PretrainSteps, options.PretrainLearningRate, corpus, options, random, device, ct);
         var weights = SpectrumAnalysis.Snapshot(model);
         if (checkpoint is not null)
         {
@@ -347,35 +348,28 @@ public static class LoraExperiment
     }
 
     /// <summary>
-    /// nanoGPT-style loop: sample, forward, cross-entropy, backward, clip at 1, AdamW step with linear warm-up (5%) and
-    /// cosine decay to 10%. With a LoRA attachment the weights are synced before the forward and the gradients pulled
-    /// into A and B after the backward. Returns false when the loss became non-finite.
+    /// Training through the package's one trainer: AdamW (0.9, 0.95, no weight decay), clipping at 1, linear warm-up
+    /// (5% of the steps) then cosine decay to 10% of the peak at the last step (law 7's schedule type). The
+    /// parametrisation is the full model or the LoRA attachment. Returns false when the run broke the divergence rule.
     /// </summary>
-    private static bool Train(ProxyTransformer model, IEnumerable<TorchSharp.Modules.Parameter> parameters, int steps, double peak, TextCorpus corpus,
-        LoraExperimentOptions options, Random random, Device device, LoraAttachment? lora, CancellationToken ct)
+    private static bool Train(ProxyTransformer model, IParametrisation parametrisation, int steps, double peak, TextCorpus corpus,
+        LoraExperimentOptions options, Random random, Device device, CancellationToken ct)
     {
-        var trainable = parameters.ToList();
-        using var optimizer = optim.AdamW(trainable, lr: peak, beta1: 0.9, beta2: 0.95, weight_decay: 0.0);
-        int warmup = Math.Max(1, steps / 20);
-        for (int step = 0; step < steps; step++)
+        var hooks = new TrainerHooks
         {
-            ct.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            double lr = step < warmup ? peak * (step + 1) / warmup
-                : peak * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * (step - warmup) / Math.Max(1, steps - warmup))));
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-            lora?.Sync();
-            var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
-            var loss = ProxyTransformer.CrossEntropy(model.forward(input), target);
-            loss.backward();
-            lora?.PullGradients();
-            nn.utils.clip_grad_norm_(trainable, 1.0);
-            optimizer.step();
-            optimizer.zero_grad();
-            if (step % 50 == 49 && !double.IsFinite(loss.item<float>())) return false;
-        }
-        lora?.Sync();
-        return true;
+            Loss = _ =>
+            {
+                var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
+                return ProxyTransformer.CrossEntropy(model.forward(input), target);
+            },
+        };
+        var trainer = new TrainerOptions
+        {
+            Schedule = Fitting.LearningRateSchedule.Cosine(peak, steps, Math.Min(steps, Math.Max(1, steps / 20)), minimum: 0.1 * peak),
+            Optimizer = new AdamWOptions { Beta1 = 0.9, Beta2 = 0.95, WeightDecay = 0, GradClip = 1.0 },
+            LogEvery = 50,
+        };
+        return !Trainer.Train(parametrisation, hooks, trainer, null, ct).Diverged;
     }
 
     private static double Evaluate(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches)
@@ -406,18 +400,19 @@ public static class LoraExperiment
         if (rank == 0)
         {
             trainable = model.parameters().Sum(p => p.numel());
-            finite = Train(model, model.parameters(), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, null, ct);
+            finite = Train(model, new FullParametrisation(model), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, ct);
         }
         else
         {
             var attachment = LoraAttachment.Attach(model, Lora(options, rank, rs));
             trainable = attachment.TrainableParameterCount;
-            finite = Train(model, attachment.Parameters(), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, attachment, ct);
+            finite = Train(model, new LoraParametrisation(attachment), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, ct);
             attachment.Detach(keepMerged: true);
         }
         double target = Evaluate(model, evaluation[1]);
         double lossA = Evaluate(model, evaluation[0]);
-        bool diverged = !finite || !double.IsFinite(target) || target > 3 * lossABefore + 10;
+        // The trainer applied the package's divergence rule to the training losses; a non-finite evaluation also counts.
+        bool diverged = !finite || !double.IsFinite(target) || !double.IsFinite(lossA);
         ModelSpectrum? spectrum = null;
         int mitigated = 0;
         double mitigatedTarget = double.NaN, mitigatedA = double.NaN;
@@ -461,12 +456,12 @@ public static class LoraExperiment
         foreach (var task in corpora.Tasks)
         {
             bool finite;
-            if (rank == 0) finite = Train(model, model.parameters(), options.SequentialSteps, lr, task, options, random, device, null, ct);
+            if (rank == 0) finite = Train(model, new FullParametrisation(model), options.SequentialSteps, lr, task, options, random, device, ct);
             else
             {
                 // A fresh adapter per task, merged at the end of the task (LoRA trained task after task).
                 var attachment = LoraAttachment.Attach(model, Lora(options, rank, false));
-                finite = Train(model, attachment.Parameters(), options.SequentialSteps, lr, task, options, random, device, attachment, ct);
+                finite = Train(model, new LoraParametrisation(attachment), options.SequentialSteps, lr, task, options, random, device, ct);
                 attachment.Detach(keepMerged: true);
             }
             var row = evaluation.Select(e => Evaluate(model, e)).ToArray();
