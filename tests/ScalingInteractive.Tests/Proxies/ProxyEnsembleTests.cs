@@ -97,3 +97,38 @@ public class ProxyEnsembleTests
         Assert.NotEqual(a, ProxyEnsembleTrainer.ShapeKey(Width32 with { QkLayerNorm = true }, Base));
     }
 }
+
+public class ProxyEnsembleSweepTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("si-ens-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void SweepRecordsAreTheSameWithAndWithoutEnsembles()
+    {
+        var corpus = TextCorpus.Synthetic(60_000, seed: 3);
+        var specs = new ProxySweepSpec
+        {
+            Widths = [16, 32], HeadDim = 8, LearningRates = [3e-3, 3e-2, 60.0],
+            Settings = [new ProxySetting(), new ProxySetting { Name = "z-loss", ZLoss = true }],
+            Training = new ProxyTrainingOptions { Steps = 12, BatchSize = 4, SequenceLength = 16, LogEvery = 4, ValidationBatches = 1 },
+        }.Runs();
+        var sequential = ProxySweep.Run(specs, corpus, CPU, ProxySweep.OpenStore(Path.Combine(_dir, "seq.jsonl"), corpus), maxEnsembleSize: 1);
+        var ensembles = ProxySweep.Run(specs, corpus, CPU, ProxySweep.OpenStore(Path.Combine(_dir, "ens.jsonl"), corpus));
+        Assert.Equal(specs.Count, ensembles.Count);
+        string[] exact = ["key", "experiment", "setting", "width", "learningRate", "zLoss", "diverged", "stepsCompleted", "tokens", "parameters", "schedule"];
+        for (int i = 0; i < specs.Count; i++)
+        {
+            foreach (string field in exact) Assert.Equal(sequential[i][field]!.ToJsonString(), ensembles[i][field]!.ToJsonString());
+            Assert.Equal(sequential[i]["model"]!.ToJsonString(), ensembles[i]["model"]!.ToJsonString());
+            Assert.Equal(sequential[i]["training"]!.ToJsonString(), ensembles[i]["training"]!.ToJsonString());
+            double a = sequential[i]["finalLoss"]!.GetValue<double>(), b = ensembles[i]["finalLoss"]!.GetValue<double>();
+            Assert.True(double.IsNaN(a) ? double.IsNaN(b) : Math.Abs(a - b) < 1e-3 * a, $"run {i}: final loss {a} vs {b}");
+            var ca = sequential[i]["curve"]!["loss"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
+            var cb = ensembles[i]["curve"]!["loss"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
+            Assert.Equal(ca.Length, cb.Length);
+        }
+        var result = ProxySweepResult.FromStore(ProxySweep.OpenStore(Path.Combine(_dir, "ens.jsonl"), corpus));
+        Assert.Equal(4, result.DivergedRuns.Count); // lr 60 at both widths and both settings
+    }
+}
