@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using ScalingInteractive.Commands;
 using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
 using ScalingInteractive.Training;
@@ -210,10 +211,10 @@ public static class LoraExperiment
     /// <param name="corpora">Corpora A, B, C, D.</param>
     /// <param name="device">Device for every tensor.</param>
     /// <param name="storePath">Run store file (null: in memory only).</param>
-    /// <param name="progress">Called with (runs done, runs total, status).</param>
+    /// <param name="progress">Told (runs done, status) as runs start and end (the package's one progress interface); the total is <see cref="RunCount"/>.</param>
     /// <param name="cancellationToken">Checked every step.</param>
     public static LoraExperimentResult Run(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device, string? storePath = null,
-        Action<int, int, string>? progress = null, CancellationToken cancellationToken = default)
+        IProgressSink? progress = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
         if (corpora.Tasks.Count == 0) throw new ArgumentException("At least one fine-tuning task (B) is needed.", nameof(corpora));
@@ -240,10 +241,8 @@ public static class LoraExperiment
             methods.Add((r, false));
             if (options.IncludeRsLora) methods.Add((r, true));
         }
-        int total = 1 + options.FullLearningRates.Count + (methods.Count - 1) * options.LoraLearningRates.Count +
-                    (options.SequentialSteps > 0 && corpora.Tasks.Count > 1 ? 1 + options.SequentialRanks.Count : 0);
         int done = 0;
-        void Report(string status) => progress?.Invoke(done, total, status);
+        void Report(string status) => progress?.Report(done, status);
 
         // Fixed evaluation batches: every loss of every run is measured on the same tokens.
         var evalRandom = new Random(unchecked((int)options.Seed) ^ 0x0e7a1);
@@ -312,6 +311,16 @@ public static class LoraExperiment
             foreach (var batches in evaluation)
                 foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
         }
+    }
+
+    /// <summary>Units of progress of <see cref="Run"/>: pre-training, every fine-tuning run, every task sequence.</summary>
+    public static int RunCount(LoraExperimentOptions options, LoraExperimentCorpora corpora)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(corpora);
+        int methods = options.Ranks.Count * (options.IncludeRsLora ? 2 : 1);
+        return 1 + options.FullLearningRates.Count + methods * options.LoraLearningRates.Count +
+               (options.SequentialSteps > 0 && corpora.Tasks.Count > 1 ? 1 + options.SequentialRanks.Count : 0);
     }
 
     /// <summary>"full", "LoRA r=8" or "rsLoRA r=8".</summary>

@@ -10,14 +10,14 @@ namespace ScalingInteractive.Proxies;
 /// K proxy transformers of one shape as one model with a leading ensemble dimension: every weight is [K, ...], every
 /// projection one batched matmul (<c>bmm</c>) over the K members, attention one SDPA call over K x batch. Each member
 /// is initialised exactly as the separate <see cref="ProxyTransformer"/> with its seed (built as such and stacked).
-/// All members' parameters live in one flat buffer [K, P] (the named parameters are views of it) and so do their
-/// gradients, so the optimiser, clipping and statistics are a handful of ops over [K, P] whatever the parameter count.
+/// All members' parameters live in one flat buffer [K, P] (the named parameters are views of it) and their gradients
+/// are gathered into one [K, P] tensor after each backward, so the optimiser, clipping and statistics are a handful of
+/// ops over [K, P] whatever the parameter count.
 /// </summary>
 public sealed class ProxyEnsembleModel : IDisposable
 {
     private readonly List<(string Name, long[] Shape, long Offset, long Count)> _layout = new();
     private readonly Dictionary<string, Tensor> _views = new(StringComparer.Ordinal);
-    private readonly List<Tensor> _gradViews = new();
     private readonly double _scale, _queryFactor, _outputMultiplier;
     private readonly int _heads, _headDim;
 
@@ -68,7 +68,6 @@ public sealed class ProxyEnsembleModel : IDisposable
         }
         ScaleRow = tensor(scaleRow, [1, Size], device: device).MoveToOuterDisposeScope();
         DecayRow = tensor(decayRow, [1, Size], device: device).MoveToOuterDisposeScope();
-        Grad = zeros_like(Flat).MoveToOuterDisposeScope();
         BuildViews();
     }
 
@@ -93,8 +92,25 @@ public sealed class ProxyEnsembleModel : IDisposable
     /// <summary>All members' parameters [K, P] (the named weights are views of it).</summary>
     public Tensor Flat { get; private set; }
 
-    /// <summary>All members' gradients [K, P] (autograd accumulates into views of it).</summary>
-    public Tensor Grad { get; private set; }
+    /// <summary>
+    /// After a backward: every member's gradient as one [K, P] tensor (in the layout of <see cref="Flat"/>), and the
+    /// weights' own gradients cleared for the next step. Autograd leaves each weight a dense gradient of its own (a
+    /// gradient preset as a view of a flat buffer breaks LibTorch's gradient layout contract); one <c>cat</c> joins them.
+    /// </summary>
+    public Tensor GatherGradients()
+    {
+        long k = Members;
+        var parts = new List<Tensor>(_layout.Count);
+        foreach (var (name, _, _, count) in _layout)
+        {
+            var view = _views[name];
+            var grad = view.grad;
+            parts.Add(grad is null ? zeros(k, count, device: Device) : grad.reshape(k, count));
+        }
+        var flat = cat(parts, 1);
+        foreach (var view in _views.Values) view.grad = null;
+        return flat;
+    }
 
     /// <summary>muP learning-rate multiplier per element [1, P].</summary>
     public Tensor ScaleRow { get; }
@@ -121,7 +137,6 @@ public sealed class ProxyEnsembleModel : IDisposable
         using (no_grad())
         {
             var flat = Flat.index_select(0, index).DetachFromDisposeScope();
-            var grad = Grad.index_select(0, index).DetachFromDisposeScope();
             for (int i = 0; i < state.Length; i++)
             {
                 var kept = state[i].index_select(0, index);
@@ -129,9 +144,7 @@ public sealed class ProxyEnsembleModel : IDisposable
             }
             DisposeViews();
             Flat.Dispose();
-            Grad.Dispose();
             Flat = flat;
-            Grad = grad;
         }
         BuildViews();
     }
@@ -142,20 +155,15 @@ public sealed class ProxyEnsembleModel : IDisposable
         foreach (var (name, shape, offset, count) in _layout)
         {
             var view = Flat.narrow(1, offset, count).view([k, .. shape]).DetachFromDisposeScope();
-            view.requires_grad_(true); // a leaf: Flat itself does not require grad
-            var grad = Grad.narrow(1, offset, count).view([k, .. shape]).DetachFromDisposeScope();
-            view.grad = grad; // autograd accumulates in place into this view of Grad (backward runs without grad mode)
+            view.requires_grad_(true); // a leaf: Flat itself does not require grad, and in-place updates of Flat show here
             _views[name] = view;
-            _gradViews.Add(grad);
         }
     }
 
     private void DisposeViews()
     {
         foreach (var v in _views.Values) v.Dispose();
-        foreach (var g in _gradViews) g.Dispose();
         _views.Clear();
-        _gradViews.Clear();
     }
 
     private Tensor P(string name) => _views[name];
@@ -247,7 +255,6 @@ public sealed class ProxyEnsembleModel : IDisposable
     {
         DisposeViews();
         Flat.Dispose();
-        Grad.Dispose();
         ScaleRow.Dispose();
         DecayRow.Dispose();
     }

@@ -117,7 +117,7 @@ public static class ProxyEnsembleTrainer
 
                 // Per-member clipping at each member's own global norm.
                 using var _ = no_grad();
-                var grad = model.Grad;
+                var grad = model.GatherGradients();
                 var gradNorm = grad.square().sum([1]).sqrt(); // [K]
                 if (o.GradClip > 0) grad.mul_((o.GradClip / (gradNorm + 1e-6)).clamp_max(1.0).unsqueeze(1));
 
@@ -140,7 +140,6 @@ public static class ProxyEnsembleTrainer
                 }
                 var stepSize = Column(lr.Select(r => r / bias1).ToArray(), device) * model.ScaleRow; // [K, P]
                 flat.addcdiv_(m * stepSize, denominator, value: -1);
-                grad.zero_();
                 int done = step + 1;
                 foreach (int i in active) stepsDone[i] = done;
 

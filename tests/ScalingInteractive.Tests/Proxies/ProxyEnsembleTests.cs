@@ -128,7 +128,14 @@ public class ProxyEnsembleSweepTests : IDisposable
             var cb = ensembles[i]["curve"]!["loss"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
             Assert.Equal(ca.Length, cb.Length);
         }
-        var result = ProxySweepResult.FromStore(ProxySweep.OpenStore(Path.Combine(_dir, "ens.jsonl"), corpus));
+        var store = ProxySweep.OpenStore(Path.Combine(_dir, "ens.jsonl"), corpus);
+        var result = ProxySweepResult.FromStore(store);
         Assert.Equal(4, result.DivergedRuns.Count); // lr 60 at both widths and both settings
+        // Typed records: a diverged member's record says where it stopped.
+        var typed = store.Read<ProxyRunRecord>();
+        Assert.All(typed.Where(r => r.Diverged), r => Assert.Equal(r.StepsCompleted, r.DivergedAtStep));
+        Assert.All(typed.Where(r => !r.Diverged), r => Assert.Null(r.DivergedAtStep));
+        Assert.All(typed, r => Assert.Equal(r.Curve.Step.Length, r.Curve.Loss.Length));
+        Assert.Equal(specs.Select(s => s.Key).Order(), typed.Select(r => r.Key).Order());
     }
 }
