@@ -226,14 +226,7 @@ public static class LoraExperiment
             corpora = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
         };
         var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, identity);
-        var records = new Dictionary<string, LoraRunRecord>(StringComparer.Ordinal);
-        var sequences = new Dictionary<string, LoraSequenceRecord>(StringComparer.Ordinal);
-        if (store is not null)
-            foreach (var r in store.Records)
-            {
-                if (r["kind"]?.GetValue<string>() == "sequence") sequences[r["key"]!.GetValue<string>()] = r.Deserialize<LoraSequenceRecord>(RunStore.JsonOptions)!;
-                else records[r["key"]!.GetValue<string>()] = r.Deserialize<LoraRunRecord>(RunStore.JsonOptions)!;
-            }
+        var records = new Dictionary<string, LoraRunRecord>(StringComparer.Ordinal); // this grid's runs, from the store or trained now
 
         var methods = new List<(int Rank, bool Rs)> { (0, false) };
         foreach (int r in options.Ranks)
@@ -267,13 +260,11 @@ public static class LoraExperiment
                     cancellationToken.ThrowIfCancellationRequested();
                     string method = MethodName(rank, rs);
                     string key = RunKeys.Of(new { kind = "target", rank, rs, lr });
-                    if (!records.ContainsKey(key))
+                    records[key] = store.GetOrRun(key, () =>
                     {
                         Report($"{method}, lr {lr:G3}");
-                        var record = FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, cancellationToken) with { Key = key, Method = method };
-                        records[key] = record;
-                        store?.Append(record);
-                    }
+                        return FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, cancellationToken) with { Key = key, Method = method };
+                    }, out _);
                     done++;
                     Report($"{method}, lr {lr:G3} done");
                 }
@@ -291,13 +282,11 @@ public static class LoraExperiment
                     var chosen = result.Selected.FirstOrDefault(r => r.Rank == rank && !r.RsLora);
                     double lr = chosen?.LearningRate ?? (rank == 0 ? options.FullLearningRates[0] : options.LoraLearningRates[0]);
                     string key = RunKeys.Of(new { kind = "sequence", rank, lr });
-                    if (!sequences.TryGetValue(key, out var seq))
+                    var seq = store.GetOrRun(key, () =>
                     {
                         Report($"sequence, {MethodName(rank, false)}");
-                        seq = Sequence(options, corpora, evaluation, device, pretrained, rank, lr, cancellationToken) with { Key = key, Method = MethodName(rank, false) };
-                        sequences[key] = seq;
-                        store?.Append(seq);
-                    }
+                        return Sequence(options, corpora, evaluation, device, pretrained, rank, lr, cancellationToken) with { Key = key, Method = MethodName(rank, false) };
+                    }, out _);
                     sequenceRecords.Add(seq);
                     done++;
                 }

@@ -153,7 +153,8 @@ public static class ProxyEnsembleTrainer
                     };
                     rows.AddRange(model.LastMaxAttentionLogits);
                     rows.AddRange(model.LastActivationRms);
-                    var values = stack(rows.Select(r => r.to_type(ScalarType.Float64)).ToList(), 0).cpu().data<double>().ToArray();
+                    // float32 on the device (float64 is not on every backend), widened on the host.
+                    var values = stack(rows.Select(r => r.to_type(ScalarType.Float32)).ToList(), 0).cpu().data<float>().Select(x => (double)x).ToArray();
                     int layers = model.LastMaxAttentionLogits.Count, s = rows.Count;
                     var keep = new List<int>();
                     for (int j = 0; j < k; j++)

@@ -117,7 +117,7 @@ public static class Trainer
         double peak = options.PeakLearningRate ?? options.Schedule.Peak;
         using var optimizer = new AdamW(parametrisation.Trainable, parametrisation.LearningRateScales, options.Optimizer);
         int tailStart = total - Math.Max(1, (int)(total * options.TailFraction));
-        Tensor? tailSum = null; // on the loss's device: summing there costs no host synchronisation
+        Tensor? tailSum = null; // on the loss's device (float32: float64 is not on every backend): no host synchronisation
         var log = new List<TrainingLogPoint>();
         double? initial = options.InitialLoss;
         string? divergence = null;
@@ -141,8 +141,8 @@ public static class Trainer
             if (step >= tailStart)
                 using (no_grad())
                 {
-                    tailSum ??= zeros(1, dtype: ScalarType.Float64, device: loss.device).DetachFromDisposeScope();
-                    tailSum.add_(loss.detach().to_type(ScalarType.Float64));
+                    tailSum ??= zeros(1, dtype: ScalarType.Float32, device: loss.device).DetachFromDisposeScope();
+                    tailSum.add_(loss.detach().to_type(ScalarType.Float32));
                 }
 
             if (logged)
@@ -158,7 +158,7 @@ public static class Trainer
         }
         parametrisation.Finish();
         clock.Stop();
-        double tail = tailSum is not null && steps > tailStart ? tailSum.item<double>() / (steps - tailStart) : double.NaN;
+        double tail = tailSum is not null && steps > tailStart ? tailSum.item<float>() / (steps - tailStart) : double.NaN;
         tailSum?.Dispose();
         if (divergence is null && !double.IsFinite(tail)) divergence = $"training loss is {tail} over the last {total - tailStart} steps";
         return new TrainingOutcome

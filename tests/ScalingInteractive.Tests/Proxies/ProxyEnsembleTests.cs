@@ -66,9 +66,10 @@ public class ProxyEnsembleTests
     [Fact]
     public void MembersWithTheirOwnSeedsReadTheirOwnBatchesAndMupQkLayerNormMatch()
     {
-        // Different seeds: different initialisations and batch streams, one per member; muP and qk-layernorm on.
+        // Different seeds: different initialisations and batch streams, one per member; muP (whose 1/m learning-rate
+        // multiplier also scales coupled weight decay) and qk-layernorm on.
         var config = Width32 with { QkLayerNorm = true, MupBaseWidth = 16 };
-        ProxyTrainingOptions[] members = [Base with { LearningRate = 1e-2, Seed = 0 }, Base with { LearningRate = 1e-2, Seed = 7 }];
+        ProxyTrainingOptions[] members = [Base with { LearningRate = 1e-2, Seed = 0, WeightDecay = 0.1 }, Base with { LearningRate = 1e-2, Seed = 7 }];
         var ensemble = ProxyEnsembleTrainer.Train(members.Select(t => (config, t)).ToList(), Shakespeare.Value, CPU);
         for (int i = 0; i < members.Length; i++)
             AssertSameRun(ProxyTrainer.Train(config, members[i], Shakespeare.Value, CPU), ensemble[i], 2e-4);
