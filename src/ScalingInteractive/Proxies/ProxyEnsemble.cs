@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using ScalingInteractive.Runs;
-using ScalingInteractive.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
