@@ -171,8 +171,9 @@ public static class ProxySweep
     /// Runs every spec not yet in <paramref name="store"/> (<see cref="RunSweep.Run"/>). Runs that share a shape
     /// (<see cref="ProxyEnsembleTrainer.ShapeKey"/>: same model, steps, batch, sequence, ...; they may differ in learning
     /// rate, schedule, warm-up, weight decay, z-loss and seed) train together as one ensemble of at most
-    /// <paramref name="maxEnsembleSize"/> members (<see cref="ProxyEnsembleTrainer"/>), the rest one by one with
-    /// <see cref="ProxyTrainer.Train"/>; the records are the same either way (timings aside). <paramref name="progress"/>
+    /// <paramref name="maxEnsembleSize"/> members (<see cref="ProxyEnsembleTrainer"/>), the rest one by one (ensembles of
+    /// one). A run's record does not depend on the grouping (timings aside), and equals <see cref="ProxyTrainer.Train"/>'s
+    /// within float rounding (the batched kernels round differently). <paramref name="progress"/>
     /// (optional) is told runs done/total and the current step; returns the records of all <paramref name="runs"/>
     /// (old and new), in order. <paramref name="maxEnsembleSize"/> 1 trains every run separately.
     /// </summary>
@@ -200,11 +201,11 @@ public static class ProxySweep
             string label = members.Count == 1
                 ? $"{first.Setting} width {first.Model.Width} lr {first.Training.LearningRate:G3} seed {first.Training.Seed}"
                 : $"ensemble of {members.Count} (width {first.Model.Width}, lr {members.Min(m => m.Training.LearningRate):G3}-{members.Max(m => m.Training.LearningRate):G3})";
-            IReadOnlyList<ProxyRunResult> results = members.Count == 1
-                ? [ProxyTrainer.Train(first.Model, first.Training, corpus, device,
-                    m => progress?.Report(done, $"{label}: step {m.Step}/{first.Training.Steps}, loss {m.Loss:F3}", best), cancellationToken)]
-                : ProxyEnsembleTrainer.Train(members.Select(m => (m.Model, m.Training)).ToList(), corpus, device,
-                    (member, m) => { if (member == 0) progress?.Report(done, $"{label}: step {m.Step}/{first.Training.Steps}", best); }, cancellationToken);
+            // Every group, one run included, goes through the ensemble trainer: a member's numbers do not depend on which
+            // runs share its ensemble (bit-identical for K = 1, 2, 5 with one thread), so a sweep split into shards
+            // (Sweeps/, Slurm) gives exactly the records of the same sweep run here in one piece.
+            var results = ProxyEnsembleTrainer.Train(members.Select(m => (m.Model, m.Training)).ToList(), corpus, device,
+                (member, m) => { if (member == 0) progress?.Report(done, $"{label}: step {m.Step}/{first.Training.Steps}, loss {m.Loss:F3}", best); }, cancellationToken);
             done += members.Count;
             var last = results[^1];
             best = last.Diverged ? $"last: {label} diverged" : $"last: {label} -> {results.Where(r => !r.Diverged).Min(r => r.FinalLoss):F3}";

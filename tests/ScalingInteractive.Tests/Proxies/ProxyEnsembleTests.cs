@@ -105,7 +105,7 @@ public class ProxyEnsembleSweepTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Fact]
-    public void SweepRecordsAreTheSameWithAndWithoutEnsembles()
+    public void SweepRecordsDoNotDependOnTheGroupingAndMatchSeparateRuns()
     {
         var corpus = TextCorpus.Synthetic(60_000, seed: 3);
         var specs = new ProxySweepSpec
@@ -117,17 +117,21 @@ public class ProxyEnsembleSweepTests : IDisposable
         var sequential = ProxySweep.Run(specs, corpus, CPU, ProxySweep.OpenStore(Path.Combine(_dir, "seq.jsonl"), corpus), maxEnsembleSize: 1);
         var ensembles = ProxySweep.Run(specs, corpus, CPU, ProxySweep.OpenStore(Path.Combine(_dir, "ens.jsonl"), corpus));
         Assert.Equal(specs.Count, ensembles.Count);
-        string[] exact = ["key", "experiment", "setting", "width", "learningRate", "zLoss", "diverged", "stepsCompleted", "tokens", "parameters", "schedule"];
+        // Bit-identical whatever the grouping (one at a time vs ensembles of 6): only the timings differ.
+        string[] timings = ["seconds", "tokensPerSecond"];
         for (int i = 0; i < specs.Count; i++)
         {
-            foreach (string field in exact) Assert.Equal(sequential[i][field]!.ToJsonString(), ensembles[i][field]!.ToJsonString());
-            Assert.Equal(sequential[i]["model"]!.ToJsonString(), ensembles[i]["model"]!.ToJsonString());
-            Assert.Equal(sequential[i]["training"]!.ToJsonString(), ensembles[i]["training"]!.ToJsonString());
-            double a = sequential[i]["finalLoss"]!.GetValue<double>(), b = ensembles[i]["finalLoss"]!.GetValue<double>();
-            Assert.True(double.IsNaN(a) ? double.IsNaN(b) : Math.Abs(a - b) < 1e-3 * a, $"run {i}: final loss {a} vs {b}");
-            var ca = sequential[i]["curve"]!["loss"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
-            var cb = ensembles[i]["curve"]!["loss"]!.AsArray().Select(x => x!.GetValue<double>()).ToArray();
-            Assert.Equal(ca.Length, cb.Length);
+            var (a, b) = (sequential[i].DeepClone().AsObject(), ensembles[i].DeepClone().AsObject());
+            foreach (string field in timings) { a.Remove(field); b.Remove(field); }
+            Assert.Equal(a.ToJsonString(ScalingInteractive.Runs.RunStore.JsonOptions), b.ToJsonString(ScalingInteractive.Runs.RunStore.JsonOptions));
+        }
+        // And within float rounding of ProxyTrainer's separate runs.
+        foreach (int i in new[] { 0, 4, 7 })
+        {
+            var separate = ProxyTrainer.Train(specs[i].Model, specs[i].Training, corpus, CPU);
+            double final = ensembles[i]["finalLoss"]!.GetValue<double>();
+            Assert.Equal(separate.Diverged, ensembles[i]["diverged"]!.GetValue<bool>());
+            Assert.True(double.IsNaN(separate.FinalLoss) ? double.IsNaN(final) : Math.Abs(separate.FinalLoss - final) < 1e-4 * final, $"run {i}: {separate.FinalLoss} vs {final}");
         }
         var store = ProxySweep.OpenStore(Path.Combine(_dir, "ens.jsonl"), corpus);
         var result = ProxySweepResult.FromStore(store);
