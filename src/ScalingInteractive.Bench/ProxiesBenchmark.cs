@@ -11,6 +11,12 @@ namespace ScalingInteractive.Bench;
 /// working set over a long run (memory must stay flat thanks to per-step dispose scopes).
 /// Arguments: --steps N (timed steps per width, default 40), --seq T (default 64), --batch B (default 32),
 /// --long (10,000-step memory run; default 1,000), --threads K (default: LibTorch's choice), --device NAME.
+/// <c>--ensemble</c> instead compares, in one run, an 8-LR sweep trained run by run with the same sweep trained as one
+/// ensemble (<see cref="ProxyEnsembleTrainer"/>) at widths 32, 64, 128 (batch 16 x 64, 2 layers) with 2 and then 1
+/// LibTorch threads: tokens/s of each, the ratio, and each as a share of the matmul ceiling measured at that thread
+/// count in the same run (--steps N timed steps per run, default 40; --repeats R, default 2: the sequential and the
+/// ensemble sweep alternate R times and each keeps its best throughput, since other processes on a shared machine
+/// slow single measurements at random).
 /// </summary>
 public sealed class ProxiesBenchmark : IBenchmark
 {
@@ -23,6 +29,7 @@ public sealed class ProxiesBenchmark : IBenchmark
         int longSteps = args.Contains("--long") ? 10_000 : IntArg(args, "--long-steps", 1_000);
         int threads = IntArg(args, "--threads", 0);
         var device = TorchRuntime.ResolveDevice(StringArg(args, "--device", "auto"));
+        if (args.Contains("--ensemble")) return Task.FromResult(Ensemble(args, device, output, cancellationToken));
         if (threads > 0) set_num_threads(threads);
         output.WriteLine($"# device {device}, torch threads {get_num_threads()}, batch {batch} x seq {seq}, {steps} timed steps per width");
         var corpus = TextCorpus.FromFile(Path.Combine(FindSharedData(), "tinyshakespeare.txt"));
@@ -71,6 +78,54 @@ public sealed class ProxiesBenchmark : IBenchmark
         output.WriteLine($"working-set growth from step {(samples.Count > 1 ? samples[1].Step : 0)} to the end: {(samples[^1].Bytes - firstLogged) / 1048576.0:F1} MiB");
         return Task.FromResult(0);
     }
+
+    private static int Ensemble(string[] args, Device device, TextWriter output, CancellationToken cancellationToken)
+    {
+        int steps = IntArg(args, "--steps", 40), repeats = Math.Max(1, IntArg(args, "--repeats", 2)), seq = 64, batch = 16;
+        var corpus = TextCorpus.FromFile(Path.Combine(FindSharedData(), "tinyshakespeare.txt"));
+        double[] rates = ProxySweepSpec.LogSpaced(1e-3, 1e-2, 8); // none diverges: both sides train all 8 runs to the end
+        output.WriteLine($"# ensemble vs sequential: 8-LR sweep ({rates[0]:G2}..{rates[^1]:G2}), batch {batch} x seq {seq}, 2 layers, {steps} timed steps per run, best of {repeats}, device {device}");
+        output.WriteLine($"# load average at start: {LoadAverage()}");
+        var lines = new List<string>();
+        foreach (int threads in new[] { 2, 1 })
+        {
+            set_num_threads(threads);
+            output.WriteLine($"## torch threads {get_num_threads()}");
+            double ceiling = MatmulCeiling(device, output);
+            foreach (int width in new[] { 32, 64, 128 })
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var model = new ProxyModelConfig { Width = width, Depth = 2, Heads = Math.Max(1, width / 16), ContextLength = seq };
+                var options = new ProxyTrainingOptions { Steps = steps, BatchSize = batch, SequenceLength = seq, LogEvery = 1_000_000, ValidationBatches = 1 };
+                var runs = rates.Select(lr => (model, options with { LearningRate = lr, MinLearningRate = Math.Min(options.MinLearningRate, lr) })).ToList();
+                // Warm-up of both paths (allocator, kernels), then the timed sweeps.
+                ProxyTrainer.Train(model, runs[0].Item2 with { Steps = 3 }, corpus, device, cancellationToken: cancellationToken);
+                ProxyEnsembleTrainer.Train(runs.Select(r => (r.model, r.Item2 with { Steps = 3 })).ToList(), corpus, device, cancellationToken: cancellationToken);
+                double Throughput(IReadOnlyList<ProxyRunResult> results) => results.Sum(r => (double)r.Tokens) / results.Sum(r => r.Seconds);
+                double seqTps = 0, ensTps = 0;
+                IReadOnlyList<ProxyRunResult> sequential = [], ensemble = [];
+                for (int r = 0; r < repeats; r++)
+                {
+                    sequential = runs.Select(x => ProxyTrainer.Train(x.model, x.Item2, corpus, device, cancellationToken: cancellationToken)).ToList();
+                    ensemble = ProxyEnsembleTrainer.Train(runs, corpus, device, cancellationToken: cancellationToken);
+                    seqTps = Math.Max(seqTps, Throughput(sequential));
+                    ensTps = Math.Max(ensTps, Throughput(ensemble));
+                }
+                double flopsPerToken = 6.0 * sequential[0].Parameters + 6.0 * model.Depth * seq * width; // Kaplan et al. (2020)
+                double maxDiff = sequential.Zip(ensemble).Max(p => Math.Abs(p.First.FinalLoss - p.Second.FinalLoss));
+                lines.Add($"{threads,7}  {width,5}  {seqTps,14:N0}  {ensTps,14:N0}  {ensTps / seqTps,5:F2}x  {100 * seqTps * flopsPerToken / ceiling,13:F1}%  {100 * ensTps * flopsPerToken / ceiling,13:F1}%  {ceiling / 1e9,10:F1}  {maxDiff,12:E1}");
+                output.WriteLine(lines[^1]);
+            }
+        }
+        output.WriteLine();
+        output.WriteLine("threads  width  sequential tok/s  ensemble tok/s  ratio  seq % ceiling  ens % ceiling  ceiling GFLOP/s  max |dL final|");
+        foreach (string line in lines) output.WriteLine(line);
+        output.WriteLine($"# load average at end: {LoadAverage()}");
+        return 0;
+    }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
     /// <summary>LibTorch matmul FLOP/s for the shapes the models use and a square one; the best is the practical ceiling.</summary>
     private static double MatmulCeiling(Device device, TextWriter output)

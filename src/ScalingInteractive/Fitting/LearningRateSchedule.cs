@@ -80,7 +80,8 @@ public sealed class LearningRateSchedule
     {
         if (!(peak > 0 && double.IsFinite(peak))) throw new ArgumentException($"peak learning rate is {peak}; it must be positive.", nameof(peak));
         if (steps < 1) throw new ArgumentException($"steps is {steps}; it must be at least 1.", nameof(steps));
-        if (warmupSteps < 0 || warmupSteps >= steps) throw new ArgumentException($"warmupSteps is {warmupSteps}; it must be in [0, steps).", nameof(warmupSteps));
+        // warmupSteps == steps is a run that is all warm-up (a short run of a grid whose warm-up is clamped to its length).
+        if (warmupSteps < 0 || warmupSteps > steps) throw new ArgumentException($"warmupSteps is {warmupSteps}; it must be in [0, steps].", nameof(warmupSteps));
         var rates = new double[steps];
         int decaySteps = steps - warmupSteps;
         for (int i = 0; i < steps; i++)

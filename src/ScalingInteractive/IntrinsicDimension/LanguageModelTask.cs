@@ -1,4 +1,5 @@
 using ScalingInteractive.Proxies;
+using ScalingInteractive.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -110,24 +111,24 @@ public sealed class LanguageModelTask : IIntrinsicTask
         return (double)correct / total;
     }
 
+    // Pre-training through the package's one trainer: constant rate, the probes' Adam, batches from Random(7).
     private static double Pretrain(ProxyTransformer model, TextCorpus corpus, LanguageModelTaskOptions options, Device device, CancellationToken cancellationToken)
     {
-        using var optimizer = optim.Adam(model.parameters(), options.PretrainLearningRate);
         var random = new Random(7);
-        int tail = Math.Max(1, options.PretrainSteps / 10);
-        double sum = 0;
-        for (int step = 0; step < options.PretrainSteps; step++)
+        var hooks = new TrainerHooks
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            optimizer.zero_grad();
-            var (input, target) = corpus.SampleBatch(false, options.ValidationBatchSize, options.SequenceLength, random, device);
-            var loss = ProxyTransformer.CrossEntropy(model.forward(input), target);
-            loss.backward();
-            optimizer.step();
-            if (step >= options.PretrainSteps - tail) sum += loss.item<float>();
-        }
-        return sum / tail;
+            Loss = _ =>
+            {
+                var (input, target) = corpus.SampleBatch(false, options.ValidationBatchSize, options.SequenceLength, random, device);
+                return ProxyTransformer.CrossEntropy(model.forward(input), target);
+            },
+        };
+        var trainer = new TrainerOptions
+        {
+            Schedule = Fitting.LearningRateSchedule.Constant(options.PretrainLearningRate, options.PretrainSteps),
+            Optimizer = TrainingOptions.Adam, LogEvery = Math.Max(1, options.PretrainSteps / 20),
+        };
+        return Trainer.Train(new FullParametrisation(model), hooks, trainer, null, cancellationToken).TailLoss;
     }
 
     /// <inheritdoc />

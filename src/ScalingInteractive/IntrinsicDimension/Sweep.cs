@@ -65,17 +65,14 @@ public static class IntrinsicDimensionSweep
         void Record(SubspaceRun run, bool fromStore)
         {
             runs.Add(run);
-            if (!fromStore) store?.Append(run);
             done++;
             if (run.Projection == "full") best = $"baseline {run.Metric:F4}";
             progress?.Report(done, $"{run.SeriesName} d={run.Dimension:N0} seed {run.Seed}: {run.Metric:F4}{(fromStore ? " (from store)" : "")}", best);
         }
         foreach (int seed in seeds)
         {
-            string key = SubspaceTraining.Key(task.Name, "full", 0, false, false, seed);
-            var stored = store?.Find(key);
-            if (stored is not null) Record(stored.Deserialize<SubspaceRun>(RunStore.JsonOptions)!, true);
-            else Record(SubspaceTraining.TrainFull(task, seed, options.Training, cancellationToken) with { Key = key }, false);
+            var run = store.GetOrRun(SubspaceRunConfig.Full(task.Name, seed).Key, () => SubspaceTraining.TrainFull(task, seed, options.Training, cancellationToken), out bool fromStore);
+            Record(run, fromStore);
         }
         var projection = new ProjectionOptions(PerTensor: options.PerTensor, MemoryBudgetBytes: options.MemoryBudgetBytes);
         foreach (var kind in options.Projections)
@@ -83,14 +80,9 @@ public static class IntrinsicDimensionSweep
                 foreach (int seed in seeds)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    string key = SubspaceTraining.Key(task.Name, kind.ToString().ToLowerInvariant(), d, options.Said, options.PerTensor, seed);
-                    var stored = store?.Find(key);
-                    if (stored is not null)
-                    {
-                        Record(stored.Deserialize<SubspaceRun>(RunStore.JsonOptions)!, true);
-                        continue;
-                    }
-                    Record(SubspaceTraining.TrainSubspace(task, d, projection with { Kind = kind }, options.Said, seed, options.Training, cancellationToken), false);
+                    var config = new SubspaceRunConfig(task.Name, kind.ToString().ToLowerInvariant(), d, options.Said, options.PerTensor, seed);
+                    var run = store.GetOrRun(config.Key, () => SubspaceTraining.TrainSubspace(task, d, projection with { Kind = kind }, options.Said, seed, options.Training, cancellationToken), out bool fromStore);
+                    Record(run, fromStore);
                 }
         progress?.Complete($"{runs.Count} runs");
         return new IntrinsicDimensionReport(task.Name, task.MetricName, runs, options.Fractions, options.Resamples);

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using TorchSharp;
+using ScalingInteractive.Commands;
+using ScalingInteractive.Training;
 using static TorchSharp.torch;
+using FitSchedule = ScalingInteractive.Fitting.LearningRateSchedule;
 
 namespace ScalingInteractive.IntrinsicDimension;
 
@@ -44,6 +47,31 @@ public sealed record TrainingOptions(int Steps = 1000, double LearningRate = 1e-
         if (!(FullLearningRate > 0) || double.IsInfinity(FullLearningRate)) throw new ArgumentException($"FullLearningRate must be a positive number (got {FullLearningRate}).", nameof(FullLearningRate));
         if (BatchSize < 1) throw new ArgumentException($"BatchSize must be at least 1 (got {BatchSize}).", nameof(BatchSize));
     }
+
+    /// <summary>
+    /// The optimiser of these probes: the package's <see cref="AdamW"/> as plain Adam (Li et al. and Aghajanyan et al.
+    /// use Adam): betas (0.9, 0.999), no weight decay, no clipping.
+    /// </summary>
+    public static AdamWOptions Adam { get; } = new() { Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8, WeightDecay = 0, GradClip = 0 };
+}
+
+/// <summary>
+/// The configuration that identifies one intrinsic-dimension run in a store (training settings live in the store's
+/// identity). Its <see cref="Key"/> is the one key function of such runs: training and the sweep both use it.
+/// </summary>
+/// <param name="Task">Task name.</param>
+/// <param name="Projection">dense, sparse, fastfood, identity, or full for the baseline.</param>
+/// <param name="Dimension">d (0 for the full baseline: its D is a property of the model, not of the configuration).</param>
+/// <param name="Said">One scale per tensor.</param>
+/// <param name="PerTensor">One projection per tensor.</param>
+/// <param name="Seed">Seed of theta0, P and the batches.</param>
+public sealed record SubspaceRunConfig(string Task, string Projection, long Dimension, bool Said, bool PerTensor, int Seed)
+{
+    /// <summary>The full-parameter baseline of <paramref name="task"/> for <paramref name="seed"/>.</summary>
+    public static SubspaceRunConfig Full(string task, int seed) => new(task, "full", 0, false, false, seed);
+
+    /// <summary>The run-store key (unchanged from earlier stores: the hash of task, projection, d, said, perTensor, seed).</summary>
+    public string Key => SubspaceTraining.Key(Task, Projection, Dimension, Said, PerTensor, Seed);
 }
 
 /// <summary>One finished run: a subspace run at dimension d, or a full-parameter baseline (projection "full").</summary>
@@ -57,7 +85,7 @@ public sealed record TrainingOptions(int Steps = 1000, double LearningRate = 1e-
 /// <param name="Metric">Validation metric at the end (higher is better).</param>
 /// <param name="FinalLoss">Mean training loss over the last 10% of steps.</param>
 /// <param name="Seconds">Wall time of the run.</param>
-/// <param name="Diverged">The loss became NaN or infinite (the run stopped there).</param>
+/// <param name="Diverged">The run broke the package's <see cref="DivergenceRule"/> (the run stopped there; FinalLoss is NaN).</param>
 /// <param name="ParameterCount">D, the model's trainable parameters.</param>
 public sealed record SubspaceRun(string Key, string Task, string Projection, long Dimension, bool Said, bool PerTensor, int Seed,
     double Metric, double FinalLoss, double Seconds, bool Diverged, long ParameterCount)
@@ -74,7 +102,7 @@ public static class SubspaceTraining
 
     /// <summary>Trains <paramref name="task"/>'s model for <paramref name="seed"/> in a d-dimensional random subspace.</summary>
     public static SubspaceRun TrainSubspace(IIntrinsicTask task, long d, ProjectionOptions projection, bool said, int seed, TrainingOptions options,
-        CancellationToken cancellationToken = default, Action<int, double>? onStep = null)
+        CancellationToken cancellationToken = default, IProgressSink? progress = null)
     {
         ArgumentNullException.ThrowIfNull(task);
         options.Validate();
@@ -83,26 +111,16 @@ public static class SubspaceTraining
         using var model = task.CreateModel(seed);
         long full = ParameterCount(model);
         using var subspace = new SubspaceModel(model, d, projection with { Seed = ProjectionSeed(seed) }, said, task.Device);
-        using var optimizer = optim.Adam(subspace.TrainableParameters, options.LearningRate);
-        var (finalLoss, diverged) = Loop(options, seed, cancellationToken, onStep, random =>
-        {
-            subspace.WriteParameters();
-            var loss = task.BatchLoss(model, random, options.BatchSize);
-            loss.backward();
-            subspace.PullGradients();
-            optimizer.step();
-            return loss;
-        });
-        subspace.WriteParameters();
+        var outcome = Train(task, model, new SubspaceParametrisation(subspace), options.LearningRate, seed, options, progress, cancellationToken);
         double metric = task.Evaluate(model);
-        string kind = projection.Kind.ToString().ToLowerInvariant();
-        return new SubspaceRun(Key(task.Name, kind, d, said, projection.PerTensor, seed), task.Name, kind, d, said, projection.PerTensor, seed,
-            metric, finalLoss, clock.Elapsed.TotalSeconds, diverged, full);
+        var config = new SubspaceRunConfig(task.Name, projection.Kind.ToString().ToLowerInvariant(), d, said, projection.PerTensor, seed);
+        return new SubspaceRun(config.Key, task.Name, config.Projection, d, said, projection.PerTensor, seed,
+            metric, outcome.Diverged ? double.NaN : outcome.TailLoss, clock.Elapsed.TotalSeconds, outcome.Diverged, full);
     }
 
     /// <summary>The full-parameter baseline: the same model, data and steps, Adam on all parameters.</summary>
     public static SubspaceRun TrainFull(IIntrinsicTask task, int seed, TrainingOptions options, CancellationToken cancellationToken = default,
-        Action<int, double>? onStep = null)
+        IProgressSink? progress = null)
     {
         ArgumentNullException.ThrowIfNull(task);
         options.Validate();
@@ -110,49 +128,32 @@ public static class SubspaceTraining
         manual_seed(seed);
         using var model = task.CreateModel(seed);
         long full = ParameterCount(model);
-        using var optimizer = optim.Adam(model.parameters().Where(p => p.requires_grad), options.FullLearningRate);
-        var (finalLoss, diverged) = Loop(options, seed, cancellationToken, onStep, random =>
-        {
-            optimizer.zero_grad();
-            var loss = task.BatchLoss(model, random, options.BatchSize);
-            loss.backward();
-            optimizer.step();
-            return loss;
-        });
+        var outcome = Train(task, model, new FullParametrisation(model), options.FullLearningRate, seed, options, progress, cancellationToken);
         double metric = task.Evaluate(model);
-        return new SubspaceRun(Key(task.Name, "full", full, false, false, seed), task.Name, "full", full, false, false, seed,
-            metric, finalLoss, clock.Elapsed.TotalSeconds, diverged, full);
+        return new SubspaceRun(SubspaceRunConfig.Full(task.Name, seed).Key, task.Name, "full", full, false, false, seed,
+            metric, outcome.Diverged ? double.NaN : outcome.TailLoss, clock.Elapsed.TotalSeconds, outcome.Diverged, full);
     }
 
-    /// <summary>The run-store key of a run.</summary>
+    // The one trainer with a constant rate, the probes' Adam and batches drawn from Random(seed) (as before).
+    private static TrainingOutcome Train(IIntrinsicTask task, nn.Module<Tensor, Tensor> model, IParametrisation parametrisation, double learningRate,
+        int seed, TrainingOptions options, IProgressSink? progress, CancellationToken cancellationToken)
+    {
+        var random = new Random(seed);
+        var hooks = new TrainerHooks { Loss = _ => task.BatchLoss(model, random, options.BatchSize) };
+        var trainer = new TrainerOptions
+        {
+            Schedule = FitSchedule.Constant(learningRate, options.Steps), Optimizer = TrainingOptions.Adam,
+            LogEvery = Math.Max(1, options.Steps / 20),
+        };
+        return Trainer.Train(parametrisation, hooks, trainer, progress, cancellationToken);
+    }
+
+    /// <summary>The run-store key of a run (<see cref="SubspaceRunConfig.Key"/>; the full baseline has d = 0).</summary>
     public static string Key(string task, string projection, long d, bool said, bool perTensor, int seed) =>
         Runs.RunKeys.Of(new { task, projection, d, said, perTensor, seed });
 
     /// <summary>The projection's seed for a run seed (distinct from the model's initialisation seed).</summary>
     public static long ProjectionSeed(int seed) => 7919L * (seed + 1);
-
-    private static (double FinalLoss, bool Diverged) Loop(TrainingOptions options, int seed, CancellationToken cancellationToken,
-        Action<int, double>? onStep, Func<Random, Tensor> step)
-    {
-        var random = new Random(seed);
-        int tail = Math.Max(1, options.Steps / 10);
-        double tailSum = 0;
-        int tailCount = 0;
-        for (int i = 0; i < options.Steps; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            double loss = step(random).item<float>();
-            if (!double.IsFinite(loss)) return (double.NaN, true);
-            if (i >= options.Steps - tail)
-            {
-                tailSum += loss;
-                tailCount++;
-            }
-            onStep?.Invoke(i + 1, loss);
-        }
-        return (tailSum / Math.Max(1, tailCount), false);
-    }
 }
 
 /// <summary>MNIST classification with the 784-200-200-10 MLP or the LeNet-style CNN; metric: validation accuracy.</summary>

@@ -140,10 +140,9 @@ public sealed class LoraExperimentCommand : MagicCommand
         if (!File.Exists(data))
             throw new FileNotFoundException($"#!lora-experiment: --data-dir '{folder}' holds no {TextCorpus.TinyShakespeareFile}; give the folder that holds it (or set SCALING_INTERACTIVE_DATA).", data);
         var corpora = LoraExperimentCorpora.Default(data);
-        IProgressSink? sink = null;
-        var result = await Task.Run(() => LoraExperiment.Run(options, corpora, device, arguments.Get<string>("--store"),
-            (done, total, status) => (sink ??= host.CreateProgress("#!lora-experiment", total)).Report(done, status), host.CancellationToken), host.CancellationToken);
-        sink?.Complete($"{result.Runs.Count} runs");
+        var sink = host.CreateProgress("#!lora-experiment", LoraExperiment.RunCount(options, corpora));
+        var result = await Task.Run(() => LoraExperiment.Run(options, corpora, device, arguments.Get<string>("--store"), sink, host.CancellationToken), host.CancellationToken);
+        sink.Complete($"{result.Runs.Count} runs");
         host.Display(result);
         if (arguments.Get<string>("--name") is { } name) await host.SetVariableAsync(name, result, typeof(LoraExperimentResult));
     }

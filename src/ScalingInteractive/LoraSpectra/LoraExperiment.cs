@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
+using ScalingInteractive.Commands;
 using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
+using ScalingInteractive.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -139,7 +141,7 @@ public sealed record LoraRunRecord
     /// <summary>Validation loss on A after fine-tuning (forgetting = after - before).</summary>
     public double PretrainLossAfter { get; init; }
 
-    /// <summary>Loss rose past 3x the start or became non-finite.</summary>
+    /// <summary>Training broke the package's <see cref="Training.DivergenceRule"/>, or an evaluation loss was non-finite.</summary>
     public bool Diverged { get; init; }
 
     /// <summary>Intruder analysis of the adapted matrices (pre-trained vs fine-tuned).</summary>
@@ -209,10 +211,10 @@ public static class LoraExperiment
     /// <param name="corpora">Corpora A, B, C, D.</param>
     /// <param name="device">Device for every tensor.</param>
     /// <param name="storePath">Run store file (null: in memory only).</param>
-    /// <param name="progress">Called with (runs done, runs total, status).</param>
+    /// <param name="progress">Told (runs done, status) as runs start and end (the package's one progress interface); the total is <see cref="RunCount"/>.</param>
     /// <param name="cancellationToken">Checked every step.</param>
     public static LoraExperimentResult Run(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device, string? storePath = null,
-        Action<int, int, string>? progress = null, CancellationToken cancellationToken = default)
+        IProgressSink? progress = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
         if (corpora.Tasks.Count == 0) throw new ArgumentException("At least one fine-tuning task (B) is needed.", nameof(corpora));
@@ -224,14 +226,7 @@ public static class LoraExperiment
             corpora = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
         };
         var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, identity);
-        var records = new Dictionary<string, LoraRunRecord>(StringComparer.Ordinal);
-        var sequences = new Dictionary<string, LoraSequenceRecord>(StringComparer.Ordinal);
-        if (store is not null)
-            foreach (var r in store.Records)
-            {
-                if (r["kind"]?.GetValue<string>() == "sequence") sequences[r["key"]!.GetValue<string>()] = r.Deserialize<LoraSequenceRecord>(RunStore.JsonOptions)!;
-                else records[r["key"]!.GetValue<string>()] = r.Deserialize<LoraRunRecord>(RunStore.JsonOptions)!;
-            }
+        var records = new Dictionary<string, LoraRunRecord>(StringComparer.Ordinal); // this grid's runs, from the store or trained now
 
         var methods = new List<(int Rank, bool Rs)> { (0, false) };
         foreach (int r in options.Ranks)
@@ -239,10 +234,8 @@ public static class LoraExperiment
             methods.Add((r, false));
             if (options.IncludeRsLora) methods.Add((r, true));
         }
-        int total = 1 + options.FullLearningRates.Count + (methods.Count - 1) * options.LoraLearningRates.Count +
-                    (options.SequentialSteps > 0 && corpora.Tasks.Count > 1 ? 1 + options.SequentialRanks.Count : 0);
         int done = 0;
-        void Report(string status) => progress?.Invoke(done, total, status);
+        void Report(string status) => progress?.Report(done, status);
 
         // Fixed evaluation batches: every loss of every run is measured on the same tokens.
         var evalRandom = new Random(unchecked((int)options.Seed) ^ 0x0e7a1);
@@ -267,13 +260,11 @@ public static class LoraExperiment
                     cancellationToken.ThrowIfCancellationRequested();
                     string method = MethodName(rank, rs);
                     string key = RunKeys.Of(new { kind = "target", rank, rs, lr });
-                    if (!records.ContainsKey(key))
+                    records[key] = store.GetOrRun(key, () =>
                     {
                         Report($"{method}, lr {lr:G3}");
-                        var record = FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, cancellationToken) with { Key = key, Method = method };
-                        records[key] = record;
-                        store?.Append(record);
-                    }
+                        return FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, cancellationToken) with { Key = key, Method = method };
+                    }, out _);
                     done++;
                     Report($"{method}, lr {lr:G3} done");
                 }
@@ -291,13 +282,11 @@ public static class LoraExperiment
                     var chosen = result.Selected.FirstOrDefault(r => r.Rank == rank && !r.RsLora);
                     double lr = chosen?.LearningRate ?? (rank == 0 ? options.FullLearningRates[0] : options.LoraLearningRates[0]);
                     string key = RunKeys.Of(new { kind = "sequence", rank, lr });
-                    if (!sequences.TryGetValue(key, out var seq))
+                    var seq = store.GetOrRun(key, () =>
                     {
                         Report($"sequence, {MethodName(rank, false)}");
-                        seq = Sequence(options, corpora, evaluation, device, pretrained, rank, lr, cancellationToken) with { Key = key, Method = MethodName(rank, false) };
-                        sequences[key] = seq;
-                        store?.Append(seq);
-                    }
+                        return Sequence(options, corpora, evaluation, device, pretrained, rank, lr, cancellationToken) with { Key = key, Method = MethodName(rank, false) };
+                    }, out _);
                     sequenceRecords.Add(seq);
                     done++;
                 }
@@ -311,6 +300,16 @@ public static class LoraExperiment
             foreach (var batches in evaluation)
                 foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
         }
+    }
+
+    /// <summary>Units of progress of <see cref="Run"/>: pre-training, every fine-tuning run, every task sequence.</summary>
+    public static int RunCount(LoraExperimentOptions options, LoraExperimentCorpora corpora)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(corpora);
+        int methods = options.Ranks.Count * (options.IncludeRsLora ? 2 : 1);
+        return 1 + options.FullLearningRates.Count + methods * options.LoraLearningRates.Count +
+               (options.SequentialSteps > 0 && corpora.Tasks.Count > 1 ? 1 + options.SequentialRanks.Count : 0);
     }
 
     /// <summary>"full", "LoRA r=8" or "rsLoRA r=8".</summary>
@@ -327,7 +326,7 @@ public static class LoraExperiment
         }
         using var model = new ProxyTransformer(options.Model, device, options.Seed);
         var random = new Random(unchecked((int)options.Seed) ^ 0x9e7);
-        Train(model, model.parameters(), options.PretrainSteps, options.PretrainLearningRate, corpus, options, random, device, null, ct);
+        Train(model, new FullParametrisation(model), options.PretrainSteps, options.PretrainLearningRate, corpus, options, random, device, ct);
         var weights = SpectrumAnalysis.Snapshot(model);
         if (checkpoint is not null)
         {
@@ -347,35 +346,28 @@ public static class LoraExperiment
     }
 
     /// <summary>
-    /// nanoGPT-style loop: sample, forward, cross-entropy, backward, clip at 1, AdamW step with linear warm-up (5%) and
-    /// cosine decay to 10%. With a LoRA attachment the weights are synced before the forward and the gradients pulled
-    /// into A and B after the backward. Returns false when the loss became non-finite.
+    /// Training through the package's one trainer: AdamW (0.9, 0.95, no weight decay), clipping at 1, linear warm-up
+    /// (5% of the steps) then cosine decay to 10% of the peak at the last step (law 7's schedule type). The
+    /// parametrisation is the full model or the LoRA attachment. Returns false when the run broke the divergence rule.
     /// </summary>
-    private static bool Train(ProxyTransformer model, IEnumerable<TorchSharp.Modules.Parameter> parameters, int steps, double peak, TextCorpus corpus,
-        LoraExperimentOptions options, Random random, Device device, LoraAttachment? lora, CancellationToken ct)
+    private static bool Train(ProxyTransformer model, IParametrisation parametrisation, int steps, double peak, TextCorpus corpus,
+        LoraExperimentOptions options, Random random, Device device, CancellationToken ct)
     {
-        var trainable = parameters.ToList();
-        using var optimizer = optim.AdamW(trainable, lr: peak, beta1: 0.9, beta2: 0.95, weight_decay: 0.0);
-        int warmup = Math.Max(1, steps / 20);
-        for (int step = 0; step < steps; step++)
+        var hooks = new TrainerHooks
         {
-            ct.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            double lr = step < warmup ? peak * (step + 1) / warmup
-                : peak * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * (step - warmup) / Math.Max(1, steps - warmup))));
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-            lora?.Sync();
-            var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
-            var loss = ProxyTransformer.CrossEntropy(model.forward(input), target);
-            loss.backward();
-            lora?.PullGradients();
-            nn.utils.clip_grad_norm_(trainable, 1.0);
-            optimizer.step();
-            optimizer.zero_grad();
-            if (step % 50 == 49 && !double.IsFinite(loss.item<float>())) return false;
-        }
-        lora?.Sync();
-        return true;
+            Loss = _ =>
+            {
+                var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
+                return ProxyTransformer.CrossEntropy(model.forward(input), target);
+            },
+        };
+        var trainer = new TrainerOptions
+        {
+            Schedule = Fitting.LearningRateSchedule.Cosine(peak, steps, Math.Min(steps, Math.Max(1, steps / 20)), minimum: 0.1 * peak),
+            Optimizer = new AdamWOptions { Beta1 = 0.9, Beta2 = 0.95, WeightDecay = 0, GradClip = 1.0 },
+            LogEvery = 50,
+        };
+        return !Trainer.Train(parametrisation, hooks, trainer, null, ct).Diverged;
     }
 
     private static double Evaluate(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches)
@@ -406,18 +398,19 @@ public static class LoraExperiment
         if (rank == 0)
         {
             trainable = model.parameters().Sum(p => p.numel());
-            finite = Train(model, model.parameters(), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, null, ct);
+            finite = Train(model, new FullParametrisation(model), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, ct);
         }
         else
         {
             var attachment = LoraAttachment.Attach(model, Lora(options, rank, rs));
             trainable = attachment.TrainableParameterCount;
-            finite = Train(model, attachment.Parameters(), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, attachment, ct);
+            finite = Train(model, new LoraParametrisation(attachment), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, ct);
             attachment.Detach(keepMerged: true);
         }
         double target = Evaluate(model, evaluation[1]);
         double lossA = Evaluate(model, evaluation[0]);
-        bool diverged = !finite || !double.IsFinite(target) || target > 3 * lossABefore + 10;
+        // The trainer applied the package's divergence rule to the training losses; a non-finite evaluation also counts.
+        bool diverged = !finite || !double.IsFinite(target) || !double.IsFinite(lossA);
         ModelSpectrum? spectrum = null;
         int mitigated = 0;
         double mitigatedTarget = double.NaN, mitigatedA = double.NaN;
@@ -461,12 +454,12 @@ public static class LoraExperiment
         foreach (var task in corpora.Tasks)
         {
             bool finite;
-            if (rank == 0) finite = Train(model, model.parameters(), options.SequentialSteps, lr, task, options, random, device, null, ct);
+            if (rank == 0) finite = Train(model, new FullParametrisation(model), options.SequentialSteps, lr, task, options, random, device, ct);
             else
             {
                 // A fresh adapter per task, merged at the end of the task (LoRA trained task after task).
                 var attachment = LoraAttachment.Attach(model, Lora(options, rank, false));
-                finite = Train(model, attachment.Parameters(), options.SequentialSteps, lr, task, options, random, device, attachment, ct);
+                finite = Train(model, new LoraParametrisation(attachment), options.SequentialSteps, lr, task, options, random, device, ct);
                 attachment.Detach(keepMerged: true);
             }
             var row = evaluation.Select(e => Evaluate(model, e)).ToArray();

@@ -1,21 +1,15 @@
-using TorchSharp;
+using ScalingInteractive.Training;
 using static TorchSharp.torch;
 
 namespace ScalingInteractive.Proxies;
 
 /// <summary>
-/// AdamW written out so that the two weight-decay modes of Wortsman et al. and muP's per-parameter learning-rate
-/// multipliers are explicit. For a parameter with multiplier c and schedule factor s_t = lr_t/eta:
-/// u = m_hat/(sqrt(v_hat)+eps); coupled: theta -= c*eta*s_t*(u + lambda*theta); independent:
-/// theta -= c*eta*s_t*u + s_t*lambda*theta. All work stays on the device: no host synchronisation.
+/// The proxies' AdamW: <see cref="AdamW"/> (the package's one optimiser) configured from <see cref="ProxyTrainingOptions"/>.
+/// Kept as a name for existing code; new code can use <see cref="AdamW"/> directly.
 /// </summary>
 public sealed class ProxyOptimizer : IDisposable
 {
-    private readonly Entry[] _entries;
-    private readonly ProxyTrainingOptions _options;
-    private int _step;
-
-    private sealed record Entry(string Name, Tensor Parameter, double Scale, bool Decay, Tensor M, Tensor V);
+    private readonly AdamW _inner;
 
     /// <summary>
     /// Optimises the given named parameters; <paramref name="learningRateScales"/> gives muP multipliers (missing: 1).
@@ -23,84 +17,22 @@ public sealed class ProxyOptimizer : IDisposable
     /// </summary>
     public ProxyOptimizer(IEnumerable<(string Name, Tensor Parameter)> parameters, IReadOnlyDictionary<string, double>? learningRateScales, ProxyTrainingOptions options)
     {
-        _options = options;
-        _entries = parameters.Select(p => new Entry(p.Name, p.Parameter,
-            learningRateScales is not null && learningRateScales.TryGetValue(p.Name, out double s) ? s : 1.0,
-            p.Parameter.dim() >= 2, zeros_like(p.Parameter).DetachFromDisposeScope(), zeros_like(p.Parameter).DetachFromDisposeScope())).ToArray();
+        ArgumentNullException.ThrowIfNull(options);
+        _inner = new AdamW(parameters, learningRateScales, options.ToAdamWOptions());
     }
 
     /// <summary>Steps taken so far.</summary>
-    public int StepCount => _step;
+    public int StepCount => _inner.StepCount;
 
-    /// <summary>
-    /// Global gradient norm before clipping (a scalar on the device); scales the gradients in place so their norm is
-    /// at most <paramref name="maxNorm"/> (no host synchronisation: the factor min(1, maxNorm/norm) is a tensor).
-    /// </summary>
-    public Tensor ClipGradients(double maxNorm)
-    {
-        var grads = _entries.Select(e => e.Parameter.grad).Where(g => g is not null).Select(g => g!).ToArray();
-        var norm = stack(grads.Select(g => g.square().sum()).ToArray()).sum().sqrt();
-        if (maxNorm > 0)
-        {
-            var factor = (maxNorm / (norm + 1e-6)).clamp_max(1.0);
-            foreach (var g in grads) g.mul_(factor);
-        }
-        return norm;
-    }
+    /// <inheritdoc cref="AdamW.ClipGradients"/>
+    public Tensor ClipGradients(double maxNorm) => _inner.ClipGradients(maxNorm);
 
-    /// <summary>
-    /// One AdamW step with learning rate <paramref name="learningRate"/> (= eta*s_t) where the peak is
-    /// <paramref name="peakLearningRate"/> (eta). When <paramref name="measureUpdate"/> is set, returns the RMS of
-    /// the parameter change over all parameters (a scalar tensor); otherwise null.
-    /// </summary>
-    public Tensor? Step(double learningRate, double peakLearningRate, bool measureUpdate = false)
-    {
-        _step++;
-        double b1 = _options.Beta1, b2 = _options.Beta2;
-        double bias1 = 1 - Math.Pow(b1, _step), bias2 = 1 - Math.Pow(b2, _step);
-        double scheduleFactor = learningRate / peakLearningRate;
-        var squares = measureUpdate ? new List<Tensor>() : null;
-        long count = 0;
-        using var _ = no_grad();
-        foreach (var e in _entries)
-        {
-            using var g = e.Parameter.grad;
-            if (g is null) continue;
-            e.M.mul_(b1).add_(g, alpha: 1 - b1);
-            e.V.mul_(b2).addcmul_(g, g, value: 1 - b2);
-            // u = (m/bias1) / (sqrt(v/bias2) + eps), applied with one fused addcdiv (one temporary per parameter).
-            using var denominator = e.V.sqrt().div_(Math.Sqrt(bias2)).add_(_options.Epsilon);
-            double lr = learningRate * e.Scale;
-            Tensor? before = measureUpdate ? e.Parameter.detach().clone() : null;
-            if (e.Decay && _options.WeightDecay > 0)
-            {
-                double decay = _options.WeightDecayMode == WeightDecayMode.Coupled ? lr * _options.WeightDecay : scheduleFactor * _options.WeightDecay;
-                e.Parameter.mul_(1 - decay);
-            }
-            e.Parameter.addcdiv_(e.M, denominator, value: -lr / bias1);
-            if (before is not null)
-            {
-                squares!.Add((e.Parameter - before).pow_(2).sum());
-                count += e.Parameter.numel();
-                before.Dispose();
-            }
-        }
-        return squares is null || count == 0 ? null : (stack(squares.ToArray()).sum() / count).sqrt_();
-    }
+    /// <inheritdoc cref="AdamW.Step"/>
+    public Tensor? Step(double learningRate, double peakLearningRate, bool measureUpdate = false) => _inner.Step(learningRate, peakLearningRate, measureUpdate);
 
     /// <summary>Sets every gradient to zero.</summary>
-    public void ZeroGrad()
-    {
-        foreach (var e in _entries)
-        {
-            using var g = e.Parameter.grad;
-            g?.zero_();
-        }
-    }
+    public void ZeroGrad() => _inner.ZeroGrad();
 
     /// <summary>Frees the moment buffers.</summary>
-    public void Dispose()
-    {
-        foreach (var e in _entries) { e.M.Dispose(); e.V.Dispose(); }
-    }
+    public void Dispose() => _inner.Dispose();
 }

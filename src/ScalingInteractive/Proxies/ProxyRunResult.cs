@@ -105,6 +105,7 @@ public sealed class ProxyRunResult : IRichResult
             ["finalTrainLoss"] = FinalTrainLoss,
             ["diverged"] = Diverged,
             ["divergenceReason"] = DivergenceReason,
+            ["divergedAtStep"] = Diverged ? StepsCompleted : null,
             ["maxAttentionLogit"] = PeakAttentionLogit,
             ["finalMeanLogZ"] = last?.MeanLogZ ?? double.NaN,
             ["finalMaxAbsLogit"] = last?.MaxAbsLogit ?? double.NaN,
@@ -179,4 +180,115 @@ public sealed class ProxyRunResult : IRichResult
 
     /// <inheritdoc />
     public string ToJson() => ToRecord(key: "", experiment: "proxy-train", setting: "").ToJsonString(RunStore.JsonOptions);
+}
+
+/// <summary>
+/// A proxy run as stored in a run store (<see cref="ProxyRunResult.ToRecord"/>), typed: read a store with
+/// <c>store.Read&lt;ProxyRunRecord&gt;()</c>. Field names are the JSON names (camelCase).
+/// </summary>
+public sealed record ProxyRunRecord
+{
+    /// <summary>Run key (hash of the run's configuration).</summary>
+    public string Key { get; init; } = "";
+    /// <summary>Experiment label.</summary>
+    public string Experiment { get; init; } = "";
+    /// <summary>Setting label.</summary>
+    public string Setting { get; init; } = "";
+    /// <summary>Corpus name.</summary>
+    public string Corpus { get; init; } = "";
+    /// <summary>Device.</summary>
+    public string Device { get; init; } = "";
+    /// <summary>Model width.</summary>
+    public int Width { get; init; }
+    /// <summary>Blocks.</summary>
+    public int Depth { get; init; }
+    /// <summary>Heads.</summary>
+    public int Heads { get; init; }
+    /// <summary>Seed.</summary>
+    public long Seed { get; init; }
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; init; }
+    /// <summary>Batch size.</summary>
+    public int BatchSize { get; init; }
+    /// <summary>Sequence length.</summary>
+    public int SequenceLength { get; init; }
+    /// <summary>Planned steps.</summary>
+    public int Steps { get; init; }
+    /// <summary>Steps taken.</summary>
+    public int StepsCompleted { get; init; }
+    /// <summary>Schedule name.</summary>
+    public string Schedule { get; init; } = "";
+    /// <summary>Warm-up steps.</summary>
+    public int WarmupSteps { get; init; }
+    /// <summary>Weight decay.</summary>
+    public double WeightDecay { get; init; }
+    /// <summary>Independent weight decay.</summary>
+    public bool IndependentWeightDecay { get; init; }
+    /// <summary>qk-layernorm.</summary>
+    public bool QkLayerNorm { get; init; }
+    /// <summary>z-loss.</summary>
+    public bool ZLoss { get; init; }
+    /// <summary>muP base width (null: standard parametrisation).</summary>
+    public double? MupBaseWidth { get; init; }
+    /// <summary>Non-embedding parameters.</summary>
+    public long Parameters { get; init; }
+    /// <summary>All parameters.</summary>
+    public long ParametersWithEmbeddings { get; init; }
+    /// <summary>Tokens seen.</summary>
+    public long Tokens { get; init; }
+    /// <summary>Validation loss at initialisation.</summary>
+    public double InitialLoss { get; init; }
+    /// <summary>Final validation loss (NaN when diverged).</summary>
+    public double FinalLoss { get; init; }
+    /// <summary>Last logged training loss.</summary>
+    public double FinalTrainLoss { get; init; }
+    /// <summary>Diverged.</summary>
+    public bool Diverged { get; init; }
+    /// <summary>Why it diverged.</summary>
+    public string? DivergenceReason { get; init; }
+    /// <summary>The step at which it was judged diverged (null when it did not; absent in records written before this field).</summary>
+    public int? DivergedAtStep { get; init; }
+    /// <summary>Peak max attention logit.</summary>
+    public double MaxAttentionLogit { get; init; }
+    /// <summary>Mean log Z at the last logged step.</summary>
+    public double FinalMeanLogZ { get; init; }
+    /// <summary>Max |logit| at the last logged step.</summary>
+    public double FinalMaxAbsLogit { get; init; }
+    /// <summary>Seconds of training (an ensemble member's share of its ensemble's time).</summary>
+    public double Seconds { get; init; }
+    /// <summary>Tokens per second.</summary>
+    public double TokensPerSecond { get; init; }
+    /// <summary>Logged curves.</summary>
+    public ProxyCurve Curve { get; init; } = new();
+    /// <summary>Full model configuration.</summary>
+    public ProxyModelConfig? Model { get; init; }
+    /// <summary>Full training options.</summary>
+    public ProxyTrainingOptions? Training { get; init; }
+}
+
+/// <summary>The logged curves of a stored proxy run (one entry per logged step).</summary>
+public sealed record ProxyCurve
+{
+    /// <summary>Steps.</summary>
+    public double[] Step { get; init; } = [];
+    /// <summary>Tokens.</summary>
+    public double[] Tokens { get; init; } = [];
+    /// <summary>Learning rates.</summary>
+    public double[] Lr { get; init; } = [];
+    /// <summary>Training losses.</summary>
+    public double[] Loss { get; init; } = [];
+    /// <summary>z-loss terms.</summary>
+    public double[] ZLoss { get; init; } = [];
+    /// <summary>Mean log Z.</summary>
+    public double[] MeanLogZ { get; init; } = [];
+    /// <summary>Max |logit|.</summary>
+    public double[] MaxAbsLogit { get; init; } = [];
+    /// <summary>Gradient norms before clipping.</summary>
+    public double[] GradNorm { get; init; } = [];
+    /// <summary>Parameter RMS.</summary>
+    public double[] ParameterRms { get; init; } = [];
+    /// <summary>Update RMS.</summary>
+    public double[] UpdateRms { get; init; } = [];
+    /// <summary>Max attention logit over layers.</summary>
+    public double[] MaxAttentionLogit { get; init; } = [];
 }

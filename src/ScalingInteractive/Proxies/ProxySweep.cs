@@ -168,33 +168,51 @@ public static class ProxySweep
     }
 
     /// <summary>
-    /// Runs every spec not yet in <paramref name="store"/>. <paramref name="progress"/> (optional) is told runs
-    /// done/total and the current run's step and loss; returns the records of all <paramref name="runs"/> (old and new).
+    /// Runs every spec not yet in <paramref name="store"/> (<see cref="RunSweep.Run"/>). Runs that share a shape
+    /// (<see cref="ProxyEnsembleTrainer.ShapeKey"/>: same model, steps, batch, sequence, ...; they may differ in learning
+    /// rate, schedule, warm-up, weight decay, z-loss and seed) train together as one ensemble of at most
+    /// <paramref name="maxEnsembleSize"/> members (<see cref="ProxyEnsembleTrainer"/>), the rest one by one (ensembles of
+    /// one). A run's record does not depend on the grouping (timings aside), and equals <see cref="ProxyTrainer.Train"/>'s
+    /// within float rounding (the batched kernels round differently). <paramref name="progress"/>
+    /// (optional) is told runs done/total and the current step; returns the records of all <paramref name="runs"/>
+    /// (old and new), in order. <paramref name="maxEnsembleSize"/> 1 trains every run separately.
     /// </summary>
     public static IReadOnlyList<JsonObject> Run(IReadOnlyList<ProxyRunSpec> runs, TextCorpus corpus, Device device, RunStore store,
-        IProgressSink? progress = null, CancellationToken cancellationToken = default)
+        IProgressSink? progress = null, CancellationToken cancellationToken = default, int maxEnsembleSize = 16)
     {
         ArgumentNullException.ThrowIfNull(runs);
         ArgumentNullException.ThrowIfNull(store);
-        int done = runs.Count(r => store.Contains(r.Key));
+        if (maxEnsembleSize < 1) throw new ArgumentException($"maxEnsembleSize must be at least 1; got {maxEnsembleSize}.", nameof(maxEnsembleSize));
         var clock = Stopwatch.StartNew();
-        string best = "";
-        progress?.Report(done, $"{done}/{runs.Count} runs already in the store");
-        foreach (var spec in runs)
+        // Ensembles: runs of one shape, in chunks of at most maxEnsembleSize, in the order they first appear.
+        var group = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var chunk in runs.Where(r => !store.Contains(r.Key)).DistinctBy(r => r.Key)
+                     .GroupBy(r => ProxyEnsembleTrainer.ShapeKey(r.Model, r.Training))
+                     .SelectMany(g => g.Chunk(maxEnsembleSize)))
         {
-            if (store.Contains(spec.Key)) continue;
-            cancellationToken.ThrowIfCancellationRequested();
-            string label = $"{spec.Setting} width {spec.Model.Width} lr {spec.Training.LearningRate:G3} seed {spec.Training.Seed}";
-            var result = ProxyTrainer.Train(spec.Model, spec.Training, corpus, device,
-                m => progress?.Report(done, $"{label}: step {m.Step}/{spec.Training.Steps}, loss {m.Loss:F3}", best),
-                cancellationToken);
-            store.Append(result.ToRecord(spec.Key, spec.Experiment, spec.Setting));
-            done++;
-            if (!result.Diverged) best = $"last: {label} -> {result.FinalLoss:F3}";
-            else best = $"last: {label} diverged";
+            int id = group.Count == 0 ? 0 : group.Values.Max() + 1;
+            foreach (var r in chunk) group[r.Key] = id;
         }
+        int done = runs.Count(r => store.Contains(r.Key));
+        string best = "";
+        var records = RunSweep.Run(runs, r => r.Key, store, members =>
+        {
+            var first = members[0];
+            string label = members.Count == 1
+                ? $"{first.Setting} width {first.Model.Width} lr {first.Training.LearningRate:G3} seed {first.Training.Seed}"
+                : $"ensemble of {members.Count} (width {first.Model.Width}, lr {members.Min(m => m.Training.LearningRate):G3}-{members.Max(m => m.Training.LearningRate):G3})";
+            // Every group, one run included, goes through the ensemble trainer: a member's numbers do not depend on which
+            // runs share its ensemble (bit-identical for K = 1, 2, 5 with one thread), so a sweep split into shards
+            // (Sweeps/, Slurm) gives exactly the records of the same sweep run here in one piece.
+            var results = ProxyEnsembleTrainer.Train(members.Select(m => (m.Model, m.Training)).ToList(), corpus, device,
+                (member, m) => { if (member == 0) progress?.Report(done, $"{label}: step {m.Step}/{first.Training.Steps}, loss {m.Loss:F3}", best); }, cancellationToken);
+            done += members.Count;
+            var last = results[^1];
+            best = last.Diverged ? $"last: {label} diverged" : $"last: {label} -> {results.Where(r => !r.Diverged).Min(r => r.FinalLoss):F3}";
+            return members.Select((m, i) => results[i].ToRecord(m.Key, m.Experiment, m.Setting)).ToList();
+        }, r => group.TryGetValue(r.Key, out int id) ? id : -1, progress, cancellationToken);
         progress?.Complete($"{runs.Count} runs in {clock.Elapsed.TotalSeconds:F0} s (finished runs are skipped on restart)");
-        return runs.Select(r => store.Find(r.Key)).Where(r => r is not null).Select(r => r!).ToList();
+        return records;
     }
 }
 

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using ScalingInteractive.Training;
 using static TorchSharp.torch;
 
 namespace ScalingInteractive.Proxies;
@@ -26,8 +26,9 @@ public sealed record ProxyValidationPoint(int Step, double Loss);
 /// <summary>
 /// Trains a <see cref="ProxyTransformer"/> nanoGPT-style, top to bottom: sample a batch, forward, cross-entropy
 /// (+ z-loss), backward, clip, AdamW step with the scheduled rate. Only logging steps synchronise with the host.
-/// A NaN/Inf loss or one above <see cref="ProxyTrainingOptions.DivergenceFactor"/> x the initial loss ends the run
-/// as diverged.
+/// The loop itself is the package's one <see cref="Trainer"/> (full parametrisation with muP multipliers); a logged
+/// loss that breaks the <see cref="DivergenceRule"/> (factor <see cref="ProxyTrainingOptions.DivergenceFactor"/>) ends
+/// the run as diverged.
 /// </summary>
 public static class ProxyTrainer
 {
@@ -50,7 +51,6 @@ public static class ProxyTrainer
 
         using var model = new ProxyTransformer(modelConfig, device, options.Seed);
         var named = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        using var optimizer = new ProxyOptimizer(named, model.LearningRateScales(), options);
         var batches = new Random(unchecked((int)options.Seed) ^ 0x5eed);
         var validationAt = new HashSet<int>(options.ValidationSteps);
         var metrics = new List<ProxyMetrics>();
@@ -58,43 +58,41 @@ public static class ProxyTrainer
 
         double initialLoss = ValidationLoss(model, corpus, options, device);
         validation.Add(new ProxyValidationPoint(0, initialLoss));
-        string? divergence = null;
-        int steps = 0;
-        var clock = Stopwatch.StartNew();
-        for (int step = 0; step < options.Steps; step++)
+        Tensor? crossEntropy = null, logZ = null, logits = null; // the step's tensors, kept for its metrics
+        var hooks = new TrainerHooks
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope(); // every tensor of the step is freed here: memory stays flat
-            bool log = step == 0 || (step + 1) % options.LogEvery == 0 || step == options.Steps - 1;
-            model.CaptureStatistics = log;
-
-            var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, batches, device);
-            var logits = model.forward(input);
-            var crossEntropy = ProxyTransformer.CrossEntropy(logits, target);
-            Tensor? logZ = options.ZLoss || log ? logits.logsumexp(-1) : null;
-            var loss = options.ZLoss ? crossEntropy + ZLoss(logZ!, options.ZLossCoefficient) : crossEntropy;
-            loss.backward();
-            var gradNorm = optimizer.ClipGradients(options.GradClip);
-            double lr = LearningRateSchedules.At(options, step);
-            var updateRms = optimizer.Step(lr, options.LearningRate, measureUpdate: log);
-            optimizer.ZeroGrad();
-            steps = step + 1;
-
-            if (log)
+            MeasureUpdate = true,
+            Loss = step =>
             {
-                var point = Measure(model, named, steps, lr, crossEntropy, logZ!, logits, gradNorm, updateRms!, options.ZLossCoefficient);
+                model.CaptureStatistics = step.Log;
+                var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, batches, device);
+                logits = model.forward(input);
+                crossEntropy = ProxyTransformer.CrossEntropy(logits, target);
+                logZ = options.ZLoss || step.Log ? logits.logsumexp(-1) : null;
+                return options.ZLoss ? crossEntropy + ZLoss(logZ!, options.ZLossCoefficient) : crossEntropy;
+            },
+            OnLog = logged =>
+            {
+                var point = Measure(model, named, logged.Step, logged.LearningRate, crossEntropy!, logZ!, logits!, logged.GradNorm, logged.UpdateRms!, options.ZLossCoefficient);
                 metrics.Add(point);
                 onLog?.Invoke(point);
-                if (!double.IsFinite(point.Loss)) divergence = $"loss is {point.Loss} at step {steps}";
-                else if (point.Loss > options.DivergenceFactor * initialLoss)
-                    divergence = $"loss {point.Loss:G4} at step {steps} exceeds {options.DivergenceFactor} x the initial loss {initialLoss:G4}";
-                if (divergence is not null) break;
-            }
-            if (validationAt.Contains(steps) && steps != options.Steps)
-                validation.Add(new ProxyValidationPoint(steps, ValidationLoss(model, corpus, options, device)));
-        }
+                return point.Loss; // the rule judges the cross-entropy, as before (not the z-loss sum)
+            },
+            AfterStep = steps =>
+            {
+                if (validationAt.Contains(steps) && steps != options.Steps)
+                    validation.Add(new ProxyValidationPoint(steps, ValidationLoss(model, corpus, options, device)));
+            },
+        };
+        var trainerOptions = new TrainerOptions
+        {
+            Schedule = options.ToSchedule(), Optimizer = options.ToAdamWOptions(), Divergence = options.ToDivergenceRule(),
+            LogEvery = options.LogEvery, InitialLoss = initialLoss, PeakLearningRate = options.LearningRate,
+        };
+        var outcome = Trainer.Train(new FullParametrisation(model, model.LearningRateScales()), hooks, trainerOptions, null, cancellationToken);
         model.CaptureStatistics = false;
-        clock.Stop();
+        string? divergence = outcome.DivergenceReason;
+        int steps = outcome.StepsCompleted;
         double finalValidation = double.NaN;
         if (divergence is null)
         {
@@ -102,6 +100,7 @@ public static class ProxyTrainer
             validation.Add(new ProxyValidationPoint(steps, finalValidation));
             if (!double.IsFinite(finalValidation)) divergence = $"validation loss is {finalValidation} at the end";
         }
+        var clock = TimeSpan.FromSeconds(outcome.Seconds);
         long tokens = (long)steps * options.BatchSize * options.SequenceLength;
         return new ProxyRunResult
         {
@@ -120,8 +119,8 @@ public static class ProxyTrainer
             DivergenceReason = divergence,
             Metrics = metrics,
             Validation = validation,
-            Seconds = clock.Elapsed.TotalSeconds,
-            TokensPerSecond = tokens / Math.Max(clock.Elapsed.TotalSeconds, 1e-9),
+            Seconds = clock.TotalSeconds,
+            TokensPerSecond = tokens / Math.Max(clock.TotalSeconds, 1e-9),
         };
     }
 

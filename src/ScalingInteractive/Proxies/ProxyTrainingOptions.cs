@@ -1,3 +1,6 @@
+using ScalingInteractive.Training;
+using FitSchedule = ScalingInteractive.Fitting.LearningRateSchedule;
+
 namespace ScalingInteractive.Proxies;
 
 /// <summary>Learning-rate schedules (all with an optional linear warm-up first).</summary>
@@ -85,11 +88,37 @@ public sealed record ProxyTrainingOptions
     /// <summary>Batches averaged for one validation loss (fixed batches, the same for every evaluation).</summary>
     public int ValidationBatches { get; init; } = 4;
 
-    /// <summary>A logged loss above this multiple of the initial loss (or NaN/Inf) ends the run as diverged.</summary>
+    /// <summary>
+    /// The factor of the package's one <see cref="DivergenceRule"/>: a logged loss that is NaN/Inf or above
+    /// max(factor x the initial loss, initial + 2 nats) ends the run as diverged.
+    /// </summary>
     public double DivergenceFactor { get; init; } = 1.5;
 
     /// <summary>Seed of the model initialisation and of the batch order.</summary>
     public long Seed { get; init; }
+
+    // Methods, not properties: the run key hashes this record's properties, and derived views must not change it.
+
+    /// <summary>
+    /// The learning rate of every step as the schedule type law 7 reads (<see cref="FitSchedule"/>): the trainer uses
+    /// exactly these rates, so a fit of the loss curve sees the schedule the run had.
+    /// </summary>
+    public FitSchedule ToSchedule() => Schedule switch
+    {
+        LearningRateSchedule.Constant => FitSchedule.Constant(LearningRate, Steps, WarmupSteps),
+        LearningRateSchedule.Linear => FitSchedule.Linear(LearningRate, Steps, WarmupSteps, MinLearningRate),
+        LearningRateSchedule.WarmupStableDecay => FitSchedule.WarmupStableDecay(LearningRate, Steps, WarmupSteps, DecayFraction, MinLearningRate),
+        _ => FitSchedule.Cosine(LearningRate, Steps, WarmupSteps, MinLearningRate),
+    };
+
+    /// <summary>The AdamW settings of these options.</summary>
+    public AdamWOptions ToAdamWOptions() => new()
+    {
+        Beta1 = Beta1, Beta2 = Beta2, Epsilon = Epsilon, WeightDecay = WeightDecay, WeightDecayMode = WeightDecayMode, GradClip = GradClip,
+    };
+
+    /// <summary>The divergence rule of these options (the package's rule with <see cref="DivergenceFactor"/>).</summary>
+    public DivergenceRule ToDivergenceRule() => DivergenceRule.Default with { Factor = DivergenceFactor };
 
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public ProxyTrainingOptions Validate()
@@ -136,33 +165,15 @@ public sealed record ProxyTrainingOptions
 public static class LearningRateSchedules
 {
     /// <summary>
-    /// The learning rate at 0-based <paramref name="step"/> of <c>options.Steps</c>. Warm-up: peak*(step+1)/W for
-    /// step &lt; W. After warm-up, progress p = (step-W)/(Steps-1-W) runs from 0 to 1 at the last step: cosine gives
-    /// min + (peak-min)*(1+cos(pi*p))/2, linear peak - (peak-min)*p, constant the peak; warm-up-stable-decay keeps the
-    /// peak until the last D = ceil(DecayFraction*Steps) steps and then falls linearly to the minimum at the last step.
+    /// The learning rate at 0-based <paramref name="step"/>: <c>options.ToSchedule().Rates[step]</c>, the schedule type
+    /// of law 7 (<see cref="FitSchedule"/>; warm-up peak*(step+1)/W, then cosine/linear/constant over progress
+    /// (step-W)/(Steps-1-W), warm-up-stable-decay with round(DecayFraction*Steps) decay steps ending at the minimum).
+    /// Builds the whole schedule: in a loop call <see cref="ProxyTrainingOptions.ToSchedule"/> once instead.
     /// </summary>
     public static double At(ProxyTrainingOptions options, int step)
     {
-        double peak = options.LearningRate, min = options.MinLearningRate;
-        int total = options.Steps, warmup = options.WarmupSteps;
-        if (step < warmup) return peak * (step + 1) / warmup;
-        double progress = total - 1 - warmup <= 0 ? 1.0 : Math.Clamp((step - warmup) / (double)(total - 1 - warmup), 0, 1);
-        switch (options.Schedule)
-        {
-            case LearningRateSchedule.Constant:
-                return peak;
-            case LearningRateSchedule.Linear:
-                return peak - (peak - min) * progress;
-            case LearningRateSchedule.WarmupStableDecay:
-            {
-                int decaySteps = Math.Max(1, (int)Math.Ceiling(options.DecayFraction * total));
-                int decayStart = Math.Max(warmup, total - decaySteps);
-                if (step < decayStart) return peak;
-                double p = total - 1 - decayStart <= 0 ? 1.0 : (step - decayStart) / (double)(total - 1 - decayStart);
-                return peak - (peak - min) * p;
-            }
-            default:
-                return min + (peak - min) * 0.5 * (1 + Math.Cos(Math.PI * progress));
-        }
+        ArgumentNullException.ThrowIfNull(options);
+        var rates = options.ToSchedule().Rates;
+        return rates[Math.Clamp(step, 0, rates.Length - 1)];
     }
 }

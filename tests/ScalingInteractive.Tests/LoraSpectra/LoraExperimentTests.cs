@@ -30,8 +30,9 @@ public sealed class LoraExperimentTests : IDisposable
     public void Experiment_runs_every_method_selects_matched_rates_and_resumes_from_its_store()
     {
         string store = Path.Combine(_dir, "lora.jsonl");
-        int reports = 0;
-        var result = LoraExperiment.Run(Tiny, TinyCorpora(), CPU, store, (_, _, _) => reports++);
+        var counter = new CountingSink();
+        var result = LoraExperiment.Run(Tiny, TinyCorpora(), CPU, store, counter);
+        int reports = counter.Reports;
         // 1 full rate + 2 ranks x (LoRA, rsLoRA) x 2 rates.
         Assert.Equal(9, result.Runs.Count);
         Assert.Equal(5, result.Selected.Count);
@@ -61,5 +62,12 @@ public sealed class LoraExperimentTests : IDisposable
         Assert.Equal(result.Selected.Select(r => r.TargetLoss), again.Selected.Select(r => r.TargetLoss));
         Assert.Equal(result.Sequences[1].Losses[3], again.Sequences[1].Losses[3]);
         Assert.Equal(1 + 9 + 2, File.ReadAllLines(store).Count(l => l.Length > 0)); // header + runs, none appended twice
+    }
+
+    private sealed class CountingSink : ScalingInteractive.Commands.IProgressSink
+    {
+        public int Reports;
+        public void Report(int done, string? status = null, string? best = null) => Reports++;
+        public void Complete(string? status = null) { }
     }
 }
