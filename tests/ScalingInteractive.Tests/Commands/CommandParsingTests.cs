@@ -216,7 +216,9 @@ public class CommandParsingTests
                     if (identifier && declared is { Type: var st } && st == typeof(string) && !declared.AllowedValues.IsEmpty) return a with { Value = declared.AllowedValues[0] };
                     if (!(identifier && declared is { Type: var t } && t != typeof(string))) return a;
                     var type = declared.Type;
-                    return a with { Value = type == typeof(int) ? "1" : type == typeof(double) ? "0.1" : type == typeof(int[]) ? "[1]" : type == typeof(double[]) ? "[0.1]" : "x" };
+                    // An integer stands in at the parameter's minimum where it has one (#!lora-experiment --width width: at least 8).
+                    string integer = declared.Minimum is { } min && min > 1 ? ((int)Math.Ceiling(min)).ToString(System.Globalization.CultureInfo.InvariantCulture) : "1";
+                    return a with { Value = type == typeof(int) ? integer : type == typeof(double) ? "0.1" : type == typeof(int[]) ? "[1]" : type == typeof(double[]) ? "[0.1]" : "x" };
                 }).ToList();
                 var exception = Record.Exception(() => CommandBinder.BindText(command, arguments));
                 Assert.True(exception is null, $"{Path.GetFileName(path)}: {line}\n{exception?.Message}");
