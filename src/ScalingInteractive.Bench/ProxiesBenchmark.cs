@@ -29,6 +29,7 @@ public sealed class ProxiesBenchmark : IBenchmark
         int longSteps = args.Contains("--long") ? 10_000 : IntArg(args, "--long-steps", 1_000);
         int threads = IntArg(args, "--threads", 0);
         var device = TorchRuntime.ResolveDevice(StringArg(args, "--device", "auto"));
+        if (args.Contains("--ensemble") && args.Contains("--profile")) return Task.FromResult(EnsembleProfile(args, device, output));
         if (args.Contains("--ensemble")) return Task.FromResult(Ensemble(args, device, output, cancellationToken));
         if (threads > 0) set_num_threads(threads);
         output.WriteLine($"# device {device}, torch threads {get_num_threads()}, batch {batch} x seq {seq}, {steps} timed steps per width");
@@ -102,25 +103,94 @@ public sealed class ProxiesBenchmark : IBenchmark
                 ProxyTrainer.Train(model, runs[0].Item2 with { Steps = 3 }, corpus, device, cancellationToken: cancellationToken);
                 ProxyEnsembleTrainer.Train(runs.Select(r => (r.model, r.Item2 with { Steps = 3 })).ToList(), corpus, device, cancellationToken: cancellationToken);
                 double Throughput(IReadOnlyList<ProxyRunResult> results) => results.Sum(r => (double)r.Tokens) / results.Sum(r => r.Seconds);
-                double seqTps = 0, ensTps = 0;
-                IReadOnlyList<ProxyRunResult> sequential = [], ensemble = [];
+                double seqTps = 0, ensTps = 0, splitTps = 0;
+                IReadOnlyList<ProxyRunResult> sequential = [], ensemble = [], split = [];
                 for (int r = 0; r < repeats; r++)
                 {
                     sequential = runs.Select(x => ProxyTrainer.Train(x.model, x.Item2, corpus, device, cancellationToken: cancellationToken)).ToList();
                     ensemble = ProxyEnsembleTrainer.Train(runs, corpus, device, cancellationToken: cancellationToken);
                     seqTps = Math.Max(seqTps, Throughput(sequential));
                     ensTps = Math.Max(ensTps, Throughput(ensemble));
+                    if (threads > 1)
+                    {
+                        // The same thread budget as `threads` workers of one LibTorch thread each, one sub-ensemble per worker.
+                        set_num_threads(1);
+                        var clock = Stopwatch.StartNew();
+                        split = ProxyEnsembleTrainer.Train(runs, corpus, device, workers: threads, cancellationToken: cancellationToken);
+                        splitTps = Math.Max(splitTps, split.Sum(x => (double)x.Tokens) / clock.Elapsed.TotalSeconds);
+                        set_num_threads(threads);
+                    }
                 }
                 double flopsPerToken = 6.0 * sequential[0].Parameters + 6.0 * model.Depth * seq * width; // Kaplan et al. (2020)
-                double maxDiff = sequential.Zip(ensemble).Max(p => Math.Abs(p.First.FinalLoss - p.Second.FinalLoss));
-                lines.Add($"{threads,7}  {width,5}  {seqTps,14:N0}  {ensTps,14:N0}  {ensTps / seqTps,5:F2}x  {100 * seqTps * flopsPerToken / ceiling,13:F1}%  {100 * ensTps * flopsPerToken / ceiling,13:F1}%  {ceiling / 1e9,10:F1}  {maxDiff,12:E1}");
+                double maxDiff = sequential.Zip(ensemble.Concat(split)).Max(p => Math.Abs(p.First.FinalLoss - p.Second.FinalLoss));
+                maxDiff = Math.Max(maxDiff, split.Count == 0 ? 0 : sequential.Zip(split).Max(p => Math.Abs(p.First.FinalLoss - p.Second.FinalLoss)));
+                string splitColumns = split.Count == 0 ? $"{"-",14}  {"-",6}  {"-",13}" : $"{splitTps,14:N0}  {splitTps / seqTps,5:F2}x  {100 * splitTps * flopsPerToken / ceiling,13:F1}%";
+                lines.Add($"{threads,7}  {width,5}  {seqTps,14:N0}  {ensTps,14:N0}  {ensTps / seqTps,5:F2}x  {100 * seqTps * flopsPerToken / ceiling,13:F1}%  {100 * ensTps * flopsPerToken / ceiling,13:F1}%  {splitColumns}  {ceiling / 1e9,10:F1}  {maxDiff,12:E1}");
                 output.WriteLine(lines[^1]);
             }
         }
         output.WriteLine();
-        output.WriteLine("threads  width  sequential tok/s  ensemble tok/s  ratio  seq % ceiling  ens % ceiling  ceiling GFLOP/s  max |dL final|");
+        output.WriteLine("threads  width  sequential tok/s  ensemble tok/s  ratio  seq % ceiling  ens % ceiling  split tok/s  ratio  split % ceiling  ceiling GFLOP/s  max |dL final|");
+        output.WriteLine("(split: the ensemble dealt to `threads` sub-ensembles trained at once, each on one LibTorch thread; wall-clock throughput)");
         foreach (string line in lines) output.WriteLine(line);
         output.WriteLine($"# load average at end: {LoadAverage()}");
+        return 0;
+    }
+
+    /// <summary>
+    /// Where a step's time goes: forward, loss, backward and update of K separate models (run one after another) next to
+    /// one K-member ensemble, per phase, at widths 32/64/128 (batch 16 x 64, K = 8), with --threads T (default 1).
+    /// </summary>
+    private static int EnsembleProfile(string[] args, Device device, TextWriter output)
+    {
+        int threads = IntArg(args, "--threads", 1), members = IntArg(args, "--members", 8), repeats = IntArg(args, "--steps", 20);
+        set_num_threads(threads);
+        output.WriteLine($"# per-phase ms per step of {members} runs: {members} separate models one after another vs one {members}-member ensemble; torch threads {get_num_threads()}, load average {LoadAverage()}");
+        using var tokens = randint(0, 256, [16, 65], dtype: ScalarType.Int64, device: device);
+        using var input = tokens.narrow(1, 0, 64);
+        using var target = tokens.narrow(1, 1, 64).reshape(-1);
+        foreach (int width in new[] { 32, 64, 128 })
+        {
+            var config = new ProxyModelConfig { Width = width, Depth = 2, Heads = Math.Max(1, width / 16), ContextLength = 64 };
+            var phases = new Dictionary<string, double>();
+            var clock = new Stopwatch();
+            void Lap(string phase) { phases[phase] = phases.GetValueOrDefault(phase) + clock.Elapsed.TotalMilliseconds; clock.Restart(); }
+            using (var model = new ProxyTransformer(config, device, 1))
+            {
+                var parameters = model.parameters().ToList();
+                for (int r = 0; r < repeats + 3; r++)
+                {
+                    if (r == 3) phases.Clear();
+                    for (int k = 0; k < members; k++)
+                    {
+                        using var scope = NewDisposeScope();
+                        clock.Restart();
+                        var logits = model.forward(input); Lap("separate forward");
+                        var loss = ProxyTransformer.CrossEntropy(logits, target); Lap("separate loss");
+                        loss.backward(); Lap("separate backward");
+                        using (no_grad()) foreach (var p in parameters) { p.add_(p.grad!, alpha: -1e-6); p.grad = null; }
+                        Lap("separate update (1 op per tensor)");
+                    }
+                }
+            }
+            using (var ensemble = new ProxyEnsembleModel(config, Enumerable.Range(0, members).Select(i => (long)i).ToArray(), device))
+            {
+                for (int r = 0; r < repeats + 3; r++)
+                {
+                    if (r == 3) foreach (var key in phases.Keys.Where(k => k.StartsWith("ensemble")).ToList()) phases.Remove(key);
+                    using var scope = NewDisposeScope();
+                    clock.Restart();
+                    var logits = ensemble.Forward(input); Lap("ensemble forward");
+                    var loss = ProxyEnsembleModel.CrossEntropy(logits, target); Lap("ensemble loss");
+                    loss.sum().backward(); Lap("ensemble backward");
+                    using (no_grad()) { var grad = ensemble.GatherGradients(); Lap("ensemble gather"); ensemble.Flat.add_(grad, alpha: -1e-6); Lap("ensemble update (1 op)"); }
+                }
+            }
+            output.WriteLine($"width {width}:");
+            foreach (var (phase, ms) in phases) output.WriteLine($"  {phase,-36} {ms / repeats,8:F2} ms");
+            double separate = phases.Where(p => p.Key.StartsWith("separate")).Sum(p => p.Value), together = phases.Where(p => p.Key.StartsWith("ensemble")).Sum(p => p.Value);
+            output.WriteLine($"  total: separate {separate / repeats:F2} ms, ensemble {together / repeats:F2} ms, ratio {separate / together:F2}x");
+        }
         return 0;
     }
 

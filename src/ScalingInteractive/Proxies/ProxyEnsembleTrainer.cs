@@ -43,7 +43,63 @@ public static class ProxyEnsembleTrainer
     /// rounding of batched kernels) to the separate runs. <paramref name="onLog"/> sees (member, metrics).
     /// </summary>
     public static IReadOnlyList<ProxyRunResult> Train(IReadOnlyList<(ProxyModelConfig Model, ProxyTrainingOptions Training)> runs, TextCorpus corpus, Device device,
-        Action<int, ProxyMetrics>? onLog = null, CancellationToken cancellationToken = default)
+        Action<int, ProxyMetrics>? onLog = null, CancellationToken cancellationToken = default) =>
+        Train(runs, corpus, device, workers: 1, onLog, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="Train(IReadOnlyList{ValueTuple{ProxyModelConfig, ProxyTrainingOptions}}, TextCorpus, Device, Action{int, ProxyMetrics}?, CancellationToken)"/>,
+    /// with the members dealt round-robin to <paramref name="workers"/> sub-ensembles that train at the same time, each
+    /// on its own thread. On a CPU, tiny models use several cores better as independent ensembles each on one LibTorch
+    /// thread than as one ensemble whose small kernels are split across threads: set LibTorch's thread count to
+    /// cores / workers (<c>torch.set_num_threads</c>) before calling. Each member's numbers are those of its separate
+    /// run whichever sub-ensemble trains it. <paramref name="onLog"/> is called from the worker threads, one call at a
+    /// time.
+    /// </summary>
+    public static IReadOnlyList<ProxyRunResult> Train(IReadOnlyList<(ProxyModelConfig Model, ProxyTrainingOptions Training)> runs, TextCorpus corpus, Device device,
+        int workers, Action<int, ProxyMetrics>? onLog = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        if (workers < 1) throw new ArgumentException($"workers must be at least 1; got {workers}.", nameof(workers));
+        workers = Math.Min(workers, runs.Count);
+        if (workers <= 1) return TrainTogether(runs, corpus, device, onLog, cancellationToken);
+        // Round-robin: a sorted learning-rate grid puts its diverging (early-frozen) top rates in every share.
+        var shares = Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, runs.Count).Where(i => i % workers == w).ToArray()).ToArray();
+        var gate = new object();
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var threads = new List<Thread>();
+        var results = new ProxyRunResult[runs.Count];
+        var errors = new Exception?[workers];
+        for (int w = 0; w < workers; w++)
+        {
+            int worker = w;
+            var share = shares[worker];
+            var thread = new Thread(() =>
+            {
+                try
+                {
+                    var trained = TrainTogether(share.Select(i => runs[i]).ToList(), corpus, device,
+                        onLog is null ? null : (member, metrics) => { lock (gate) onLog(share[member], metrics); }, failed.Token);
+                    for (int j = 0; j < share.Length; j++) results[share[j]] = trained[j];
+                }
+                catch (Exception e)
+                {
+                    errors[worker] = e;
+                    failed.Cancel(); // the other workers stop at their next step
+                }
+            }) { IsBackground = true, Name = $"proxy ensemble worker {worker}" };
+            threads.Add(thread);
+            thread.Start();
+        }
+        foreach (var thread in threads) thread.Join();
+        cancellationToken.ThrowIfCancellationRequested();
+        // The first real failure (a worker cancelled because another failed reports OperationCanceledException).
+        var error = errors.FirstOrDefault(e => e is not null and not OperationCanceledException) ?? errors.FirstOrDefault(e => e is not null);
+        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        return results;
+    }
+
+    private static IReadOnlyList<ProxyRunResult> TrainTogether(IReadOnlyList<(ProxyModelConfig Model, ProxyTrainingOptions Training)> runs, TextCorpus corpus, Device device,
+        Action<int, ProxyMetrics>? onLog, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(runs);
         ArgumentNullException.ThrowIfNull(corpus);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using TorchSharp;
 using ScalingInteractive.Commands;
 using ScalingInteractive.Runs;
 using static TorchSharp.torch;
@@ -175,14 +176,19 @@ public static class ProxySweep
     /// one). A run's record does not depend on the grouping (timings aside), and equals <see cref="ProxyTrainer.Train"/>'s
     /// within float rounding (the batched kernels round differently). <paramref name="progress"/>
     /// (optional) is told runs done/total and the current step; returns the records of all <paramref name="runs"/>
-    /// (old and new), in order. <paramref name="maxEnsembleSize"/> 1 trains every run separately.
+    /// (old and new), in order. <paramref name="maxEnsembleSize"/> 1 trains every run separately. <paramref name="workers"/>:
+    /// sub-ensembles of each ensemble trained at once on their own threads (<see cref="ProxyEnsembleTrainer"/>); by
+    /// default, on a CPU, the cores not used by LibTorch's own threads (cores / <c>torch.get_num_threads()</c>: with one
+    /// LibTorch thread on 2 cores, 2 workers), and 1 on a GPU.
     /// </summary>
     public static IReadOnlyList<JsonObject> Run(IReadOnlyList<ProxyRunSpec> runs, TextCorpus corpus, Device device, RunStore store,
-        IProgressSink? progress = null, CancellationToken cancellationToken = default, int maxEnsembleSize = 16)
+        IProgressSink? progress = null, CancellationToken cancellationToken = default, int maxEnsembleSize = 16, int? workers = null)
     {
         ArgumentNullException.ThrowIfNull(runs);
         ArgumentNullException.ThrowIfNull(store);
         if (maxEnsembleSize < 1) throw new ArgumentException($"maxEnsembleSize must be at least 1; got {maxEnsembleSize}.", nameof(maxEnsembleSize));
+        if (workers is < 1) throw new ArgumentException($"workers must be at least 1; got {workers}.", nameof(workers));
+        int threads = workers ?? DefaultWorkers(device);
         var clock = Stopwatch.StartNew();
         // Ensembles: runs of one shape, in chunks of at most maxEnsembleSize, in the order they first appear.
         var group = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -204,7 +210,7 @@ public static class ProxySweep
             // Every group, one run included, goes through the ensemble trainer: a member's numbers do not depend on which
             // runs share its ensemble (bit-identical for K = 1, 2, 5 with one thread), so a sweep split into shards
             // (Sweeps/, Slurm) gives exactly the records of the same sweep run here in one piece.
-            var results = ProxyEnsembleTrainer.Train(members.Select(m => (m.Model, m.Training)).ToList(), corpus, device,
+            var results = ProxyEnsembleTrainer.Train(members.Select(m => (m.Model, m.Training)).ToList(), corpus, device, threads,
                 (member, m) => { if (member == 0) progress?.Report(done, $"{label}: step {m.Step}/{first.Training.Steps}, loss {m.Loss:F3}", best); }, cancellationToken);
             done += members.Count;
             var last = results[^1];
@@ -213,6 +219,17 @@ public static class ProxySweep
         }, r => group.TryGetValue(r.Key, out int id) ? id : -1, progress, cancellationToken);
         progress?.Complete($"{runs.Count} runs in {clock.Elapsed.TotalSeconds:F0} s (finished runs are skipped on restart)");
         return records;
+    }
+
+    /// <summary>
+    /// Sub-ensembles to train at once by default: on a CPU, cores / LibTorch threads (at least 1), so that one LibTorch
+    /// thread per worker fills the cores (measured on 2 cores: small kernels split across 2 threads run far below 2x,
+    /// and stall when other processes share the cores); 1 on a GPU.
+    /// </summary>
+    public static int DefaultWorkers(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return device.type == DeviceType.CPU ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, get_num_threads())) : 1;
     }
 }
 

@@ -77,6 +77,17 @@ public class ProxyEnsembleTests
     }
 
     [Fact]
+    public void WorkersStopOnCancellationAndRejectABadCount()
+    {
+        var runs = new[] { 1e-3, 3e-3, 1e-2 }.Select(lr => (Width32, Base with { LearningRate = lr })).ToList();
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => ProxyEnsembleTrainer.Train(runs, Shakespeare.Value, CPU, workers: 2, cancellationToken: cancelled.Token));
+        var error = Assert.Throws<ArgumentException>(() => ProxyEnsembleTrainer.Train(runs, Shakespeare.Value, CPU, workers: 0));
+        Assert.Contains("workers", error.Message);
+    }
+
+    [Fact]
     public void MemberInitialisationEqualsTheSeparateModel()
     {
         using var ensemble = new ProxyEnsembleModel(Width32, [3, 11], CPU);
@@ -115,16 +126,20 @@ public class ProxyEnsembleSweepTests : IDisposable
             Training = new ProxyTrainingOptions { Steps = 12, BatchSize = 4, SequenceLength = 16, LogEvery = 4, ValidationBatches = 1 },
         }.Runs();
         var sequential = ProxySweep.Run(specs, corpus, CPU, ProxySweep.OpenStore(Path.Combine(_dir, "seq.jsonl"), corpus), maxEnsembleSize: 1);
-        var ensembles = ProxySweep.Run(specs, corpus, CPU, ProxySweep.OpenStore(Path.Combine(_dir, "ens.jsonl"), corpus));
+        var ensembles = ProxySweep.Run(specs, corpus, CPU, ProxySweep.OpenStore(Path.Combine(_dir, "ens.jsonl"), corpus), workers: 1);
+        // The same ensembles dealt to two sub-ensembles trained at once on two threads.
+        var parallel = ProxySweep.Run(specs, corpus, CPU, ProxySweep.OpenStore(Path.Combine(_dir, "par.jsonl"), corpus), workers: 2);
         Assert.Equal(specs.Count, ensembles.Count);
-        // Bit-identical whatever the grouping (one at a time vs ensembles of 6): only the timings differ.
+        // Bit-identical whatever the grouping (one at a time vs ensembles of 6 vs two sub-ensembles of 3 on two threads):
+        // only the timings differ.
         string[] timings = ["seconds", "tokensPerSecond"];
-        for (int i = 0; i < specs.Count; i++)
-        {
-            var (a, b) = (sequential[i].DeepClone().AsObject(), ensembles[i].DeepClone().AsObject());
-            foreach (string field in timings) { a.Remove(field); b.Remove(field); }
-            Assert.Equal(a.ToJsonString(ScalingInteractive.Runs.RunStore.JsonOptions), b.ToJsonString(ScalingInteractive.Runs.RunStore.JsonOptions));
-        }
+        foreach (var other in new[] { ensembles, parallel })
+            for (int i = 0; i < specs.Count; i++)
+            {
+                var (a, b) = (sequential[i].DeepClone().AsObject(), other[i].DeepClone().AsObject());
+                foreach (string field in timings) { a.Remove(field); b.Remove(field); }
+                Assert.Equal(a.ToJsonString(ScalingInteractive.Runs.RunStore.JsonOptions), b.ToJsonString(ScalingInteractive.Runs.RunStore.JsonOptions));
+            }
         // And within float rounding of ProxyTrainer's separate runs.
         foreach (int i in new[] { 0, 4, 7 })
         {
