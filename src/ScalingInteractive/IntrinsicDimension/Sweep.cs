@@ -24,6 +24,12 @@ public sealed record IntrinsicSweepOptions(IReadOnlyList<long> Dimensions, IRead
 
     /// <summary>The seeds the sweep runs: <see cref="SeedList"/> when given, else 0 .. <see cref="Seeds"/>-1.</summary>
     public IReadOnlyList<int> SeedValues => SeedList ?? Enumerable.Range(0, Math.Max(0, Seeds)).ToList();
+
+    /// <summary>
+    /// Runs trained at once, each on its own thread (null: on a CPU, cores / LibTorch threads, so one LibTorch thread per
+    /// worker fills the cores; 1 on a GPU). A run's record does not depend on it (timings aside).
+    /// </summary>
+    public int? Workers { get; init; }
 }
 
 /// <summary>
@@ -59,33 +65,63 @@ public static class IntrinsicDimensionSweep
         if (seeds.Count == 0 || seeds.Any(s => s < 0) || seeds.Distinct().Count() != seeds.Count)
             throw new ArgumentException($"SeedList [{string.Join(", ", seeds)}] must list at least one seed, each distinct and non-negative.", nameof(options));
         CheckFeasible(task, options);
-        var runs = new List<SubspaceRun>();
-        int total = seeds.Count * (1 + options.Dimensions.Count * options.Projections.Count), done = 0;
-        string? best = null;
-        void Record(SubspaceRun run, bool fromStore)
-        {
-            runs.Add(run);
-            done++;
-            if (run.Projection == "full") best = $"baseline {run.Metric:F4}";
-            progress?.Report(done, $"{run.SeriesName} d={run.Dimension:N0} seed {run.Seed}: {run.Metric:F4}{(fromStore ? " (from store)" : "")}", best);
-        }
-        foreach (int seed in seeds)
-        {
-            var run = store.GetOrRun(SubspaceRunConfig.Full(task.Name, seed).Key, () => SubspaceTraining.TrainFull(task, seed, options.Training, cancellationToken), out bool fromStore);
-            Record(run, fromStore);
-        }
+        if (options.Workers is < 1) throw new ArgumentException($"Workers must be at least 1 (got {options.Workers}).", nameof(options));
+        // Every run of the sweep in its fixed order: the full baseline per seed, then each (projection, d, seed).
         var projection = new ProjectionOptions(PerTensor: options.PerTensor, MemoryBudgetBytes: options.MemoryBudgetBytes);
+        var jobs = new List<(string Key, Func<SubspaceRun> Train)>();
+        foreach (int seed in seeds)
+            jobs.Add((SubspaceRunConfig.Full(task.Name, seed).Key, () => SubspaceTraining.TrainFull(task, seed, options.Training, cancellationToken)));
         foreach (var kind in options.Projections)
             foreach (long d in options.Dimensions)
                 foreach (int seed in seeds)
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
                     var config = new SubspaceRunConfig(task.Name, kind.ToString().ToLowerInvariant(), d, options.Said, options.PerTensor, seed);
-                    var run = store.GetOrRun(config.Key, () => SubspaceTraining.TrainSubspace(task, d, projection with { Kind = kind }, options.Said, seed, options.Training, cancellationToken), out bool fromStore);
-                    Record(run, fromStore);
+                    jobs.Add((config.Key, () => SubspaceTraining.TrainSubspace(task, d, projection with { Kind = kind }, options.Said, seed, options.Training, cancellationToken)));
                 }
-        progress?.Complete($"{runs.Count} runs");
-        return new IntrinsicDimensionReport(task.Name, task.MetricName, runs, options.Fractions, options.Resamples);
+        var runs = new SubspaceRun?[jobs.Count];
+        int total = jobs.Count, done = 0;
+        string? best = null;
+        var gate = new object();
+        void Record(int index, SubspaceRun run, bool fromStore)
+        {
+            lock (gate)
+            {
+                runs[index] = run;
+                done++;
+                if (run.Projection == "full") best = $"baseline {run.Metric:F4}";
+                progress?.Report(done, $"{run.SeriesName} d={run.Dimension:N0} seed {run.Seed}: {run.Metric:F4}{(fromStore ? " (from store)" : "")}", best);
+            }
+        }
+        int workers = options.Workers ?? (task.Device.type == TorchSharp.DeviceType.CPU ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, TorchSharp.torch.get_num_threads())) : 1);
+        // Each worker takes the next job; every finished run is appended to the store (GetOrRun) as it ends.
+        int next = -1;
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Exception? error = null;
+        void Work()
+        {
+            try
+            {
+                for (int i = Interlocked.Increment(ref next); i < jobs.Count; i = Interlocked.Increment(ref next))
+                {
+                    failed.Token.ThrowIfCancellationRequested();
+                    var run = store.GetOrRun(jobs[i].Key, jobs[i].Train, out bool fromStore);
+                    Record(i, run, fromStore);
+                }
+            }
+            catch (Exception e)
+            {
+                lock (gate) if (error is null || error is OperationCanceledException) error = e;
+                failed.Cancel();
+            }
+        }
+        var threads = Enumerable.Range(1, Math.Min(workers, jobs.Count) - 1).Select(w => new Thread(Work) { IsBackground = true, Name = $"intrinsic-dimension worker {w}" }).ToList();
+        threads.ForEach(t => t.Start());
+        Work(); // the calling thread is worker 0
+        threads.ForEach(t => t.Join());
+        cancellationToken.ThrowIfCancellationRequested();
+        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        progress?.Complete($"{runs.Length} runs");
+        return new IntrinsicDimensionReport(task.Name, task.MetricName, runs.Select(r => r!).ToList(), options.Fractions, options.Resamples);
     }
 
     // Fails before any training when a requested (projection, d) cannot be built, rather than midway through the sweep.

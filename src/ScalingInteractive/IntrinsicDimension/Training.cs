@@ -107,8 +107,7 @@ public static class SubspaceTraining
         ArgumentNullException.ThrowIfNull(task);
         options.Validate();
         var clock = Stopwatch.StartNew();
-        manual_seed(seed);
-        using var model = task.CreateModel(seed);
+        using var model = CreateSeeded(task, seed);
         long full = ParameterCount(model);
         using var subspace = new SubspaceModel(model, d, projection with { Seed = ProjectionSeed(seed) }, said, task.Device);
         var outcome = Train(task, model, new SubspaceParametrisation(subspace), options.LearningRate, seed, options, progress, cancellationToken);
@@ -118,6 +117,19 @@ public static class SubspaceTraining
             metric, outcome.Diverged ? double.NaN : outcome.TailLoss, clock.Elapsed.TotalSeconds, outcome.Diverged, full);
     }
 
+    // Default initialisations draw from LibTorch's one global generator: seeding it and creating the model is one step
+    // that no other thread (another worker of a sweep) may interleave with.
+    private static readonly object GlobalGeneratorGate = new();
+
+    private static nn.Module<Tensor, Tensor> CreateSeeded(IIntrinsicTask task, int seed)
+    {
+        lock (GlobalGeneratorGate)
+        {
+            manual_seed(seed);
+            return task.CreateModel(seed);
+        }
+    }
+
     /// <summary>The full-parameter baseline: the same model, data and steps, Adam on all parameters.</summary>
     public static SubspaceRun TrainFull(IIntrinsicTask task, int seed, TrainingOptions options, CancellationToken cancellationToken = default,
         IProgressSink? progress = null)
@@ -125,8 +137,7 @@ public static class SubspaceTraining
         ArgumentNullException.ThrowIfNull(task);
         options.Validate();
         var clock = Stopwatch.StartNew();
-        manual_seed(seed);
-        using var model = task.CreateModel(seed);
+        using var model = CreateSeeded(task, seed);
         long full = ParameterCount(model);
         var outcome = Train(task, model, new FullParametrisation(model), options.FullLearningRate, seed, options, progress, cancellationToken);
         double metric = task.Evaluate(model);

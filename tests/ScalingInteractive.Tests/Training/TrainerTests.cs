@@ -141,6 +141,27 @@ public class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void IntrinsicSweepRecordsDoNotDependOnTheNumberOfWorkers()
+    {
+        using var task = new ToyTask();
+        var training = new TrainingOptions(Steps: 30, BatchSize: 8);
+        var options = new IntrinsicSweepOptions([3, 6, 12], [ProjectionKind.Dense, ProjectionKind.Fastfood], 2, training, Resamples: 10);
+        string Records(int workers)
+        {
+            var store = RunStore.Open(Path.Combine(_dir, $"w{workers}.jsonl"), "intrinsic-dimension", IntrinsicDimensionSweep.StoreIdentity(task, training));
+            var report = IntrinsicDimensionSweep.Run(task, options with { Workers = workers }, store);
+            Assert.Equal(2 + 3 * 2 * 2, report.Runs.Count);
+            // The report lists runs in the sweep's fixed order whatever finished first; the store holds every run once.
+            Assert.Equal(report.Runs.Count, store.Count);
+            return string.Join("\n", report.Runs.Select(r => $"{r.Key} {r.Metric:R} {r.FinalLoss:R} {r.Diverged}"));
+        }
+        string one = Records(1);
+        Assert.Equal(one, Records(3));
+        var error = Assert.Throws<ArgumentException>(() => IntrinsicDimensionSweep.Run(task, options with { Workers = 0 }));
+        Assert.Contains("Workers", error.Message);
+    }
+
+    [Fact]
     public void RunKeyIsOneFunctionOfTheConfigFromEveryEntryPoint()
     {
         using var task = new ToyTask();
