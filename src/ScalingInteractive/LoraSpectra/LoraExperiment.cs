@@ -192,6 +192,12 @@ public sealed record LoraSequenceRecord
 
     /// <summary>A loss became non-finite.</summary>
     public bool Diverged { get; init; }
+
+    /// <summary>Per task, the loss on it at which its training stopped early (<see cref="LoraExperiment.SequenceToLosses"/>); null: every task ran all its steps.</summary>
+    public double[]? Levels { get; init; }
+
+    /// <summary>Steps taken on each task (empty in records written before this was kept).</summary>
+    public int[] StepsPerTask { get; init; } = [];
 }
 
 /// <summary>A fine-tuned model measured the first time its target loss reached a level (<see cref="LoraExperiment.FineTuneToLosses"/>).</summary>
@@ -424,6 +430,58 @@ public static class LoraExperiment
         }, out _);
     }
 
+    /// <summary>
+    /// Matched-loss control for the task sequence: trains one method on B -> C -> D from the experiment's pre-trained
+    /// base, as <see cref="Run"/>'s sequences do (same seeds, optimiser, schedule of
+    /// <see cref="LoraExperimentOptions.SequentialSteps"/> per task), but stops each task at the first evaluation
+    /// (every <paramref name="evaluateEvery"/> steps) whose validation loss on that task is at or below its level, e.g.
+    /// the loss another method reached on it. Losses on every task and intruders are measured after each task; a
+    /// task that never reaches its level runs all its steps. Kept in the experiment's store like
+    /// <see cref="FineTuneToLosses"/>.
+    /// </summary>
+    /// <param name="options">The experiment's settings (its <see cref="LoraExperimentOptions.SequentialSteps"/> must be positive).</param>
+    /// <param name="corpora">Its corpora (at least two tasks).</param>
+    /// <param name="device">Device for every tensor.</param>
+    /// <param name="storePath">The experiment's run store (null: in memory, pre-training again).</param>
+    /// <param name="rank">LoRA rank, or 0 for full fine-tuning.</param>
+    /// <param name="learningRate">Peak learning rate of every task.</param>
+    /// <param name="levels">One loss level per task, in the order of <see cref="LoraExperimentCorpora.Tasks"/>.</param>
+    /// <param name="evaluateEvery">Steps between evaluations of the current task's loss.</param>
+    /// <param name="cancellationToken">Checked every step.</param>
+    public static LoraSequenceRecord SequenceToLosses(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device, string? storePath,
+        int rank, double learningRate, IReadOnlyList<double> levels, int evaluateEvery = 1, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(corpora);
+        ArgumentNullException.ThrowIfNull(levels);
+        options.Validate();
+        if (options.SequentialSteps < 1 || corpora.Tasks.Count < 2) throw new ArgumentException("A task sequence needs SequentialSteps > 0 and at least two tasks.", nameof(options));
+        if (levels.Count != corpora.Tasks.Count || levels.Any(l => !double.IsFinite(l)))
+            throw new ArgumentException($"One finite level per task is needed: {corpora.Tasks.Count} tasks, {levels.Count} levels.", nameof(levels));
+        if (rank < 0) throw new ArgumentException($"Rank {rank} must be 0 (full fine-tuning) or a LoRA rank of at least 1.", nameof(rank));
+        if (!(learningRate > 0)) throw new ArgumentException($"Learning rate {learningRate} must be positive.", nameof(learningRate));
+        if (evaluateEvery < 1) throw new ArgumentException($"evaluateEvery must be at least 1; got {evaluateEvery}.", nameof(evaluateEvery));
+        double[] asked = levels.ToArray();
+        var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, Identity(options, corpora));
+        string key = RunKeys.Of(new { kind = "sequence-to-losses", rank, lr = learningRate, levels = asked, evaluateEvery });
+        return store.GetOrRun(key, () =>
+        {
+            var evaluation = EvaluationBatches(options, corpora, device);
+            var pretrained = Pretrain(options, corpora.Pretrain, device, storePath, cancellationToken);
+            try
+            {
+                return Sequence(options, corpora, evaluation, device, pretrained, rank, learningRate, cancellationToken, asked, evaluateEvery)
+                    with { Key = key, Method = MethodName(rank, false) };
+            }
+            finally
+            {
+                foreach (var t in pretrained.Values) t.Dispose();
+                foreach (var batches in evaluation)
+                    foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
+            }
+        }, out _);
+    }
+
     /// <summary>Units of progress of <see cref="Run"/>: pre-training, every fine-tuning run, every task sequence.</summary>
     public static int RunCount(LoraExperimentOptions options, LoraExperimentCorpora corpora)
     {
@@ -491,7 +549,12 @@ public static class LoraExperiment
     /// parametrisation is the full model or the LoRA attachment. Returns false when the run broke the divergence rule.
     /// </summary>
     private static bool Train(ProxyTransformer model, IParametrisation parametrisation, int steps, double peak, TextCorpus corpus,
-        LoraExperimentOptions options, Random random, Device device, CancellationToken ct)
+        LoraExperimentOptions options, Random random, Device device, CancellationToken ct) =>
+        !TrainUntil(model, parametrisation, steps, peak, corpus, options, random, device, null, ct).Diverged;
+
+    /// <summary><see cref="Train"/> with an early stop (<see cref="TrainerHooks.StopAfter"/>); returns the trainer's outcome.</summary>
+    private static TrainingOutcome TrainUntil(ProxyTransformer model, IParametrisation parametrisation, int steps, double peak, TextCorpus corpus,
+        LoraExperimentOptions options, Random random, Device device, Func<int, bool>? stopAfter, CancellationToken ct)
     {
         var hooks = new TrainerHooks
         {
@@ -500,8 +563,9 @@ public static class LoraExperiment
                 var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
                 return ProxyTransformer.CrossEntropy(model.forward(input), target);
             },
+            StopAfter = stopAfter,
         };
-        return !Trainer.Train(parametrisation, hooks, TrainerOptionsFor(steps, peak), null, ct).Diverged;
+        return Trainer.Train(parametrisation, hooks, TrainerOptionsFor(steps, peak), null, ct);
     }
 
     /// <summary>The experiment's optimiser and schedule for a run of <paramref name="steps"/> steps at peak rate <paramref name="peak"/>.</summary>
@@ -636,7 +700,7 @@ public static class LoraExperiment
     }
 
     private static LoraSequenceRecord Sequence(LoraExperimentOptions options, LoraExperimentCorpora corpora, List<List<(Tensor, Tensor)>> evaluation,
-        Device device, IReadOnlyDictionary<string, Tensor> pretrained, int rank, double lr, CancellationToken ct)
+        Device device, IReadOnlyDictionary<string, Tensor> pretrained, int rank, double lr, CancellationToken ct, double[]? levels = null, int evaluateEvery = 1)
     {
         manual_seed(options.Seed + 1000 + rank);
         using var model = NewModel(options, device, pretrained);
@@ -644,21 +708,27 @@ public static class LoraExperiment
         var random = new Random(unchecked((int)options.Seed) ^ 0x5e9);
         var losses = new List<double[]> { evaluation.Select(e => Evaluate(model, e)).ToArray() };
         var intruders = new List<int> { 0 };
+        var stepsPerTask = new List<int>();
         bool diverged = false;
-        foreach (var task in corpora.Tasks)
+        for (int t = 0; t < corpora.Tasks.Count; t++)
         {
-            bool finite;
-            if (rank == 0) finite = Train(model, new FullParametrisation(model), options.SequentialSteps, lr, task, options, random, device, ct);
-            else
+            var task = corpora.Tasks[t];
+            LoraAttachment? attachment = rank == 0 ? null : LoraAttachment.Attach(model, Lora(options, rank, false)); // LoRA: a fresh adapter per task, merged at its end
+            IParametrisation parametrisation = attachment is null ? new FullParametrisation(model) : new LoraParametrisation(attachment);
+            // With levels: stop the task at the first evaluation whose loss on it is at or below its level.
+            Func<int, bool>? stop = levels is null ? null : step =>
             {
-                // A fresh adapter per task, merged at the end of the task (LoRA trained task after task).
-                var attachment = LoraAttachment.Attach(model, Lora(options, rank, false));
-                finite = Train(model, new LoraParametrisation(attachment), options.SequentialSteps, lr, task, options, random, device, ct);
-                attachment.Detach(keepMerged: true);
-            }
+                if (step % evaluateEvery != 0) return false;
+                parametrisation.Finish();
+                double loss = Evaluate(model, evaluation[t + 1]);
+                return !double.IsFinite(loss) || loss <= levels[t];
+            };
+            var outcome = TrainUntil(model, parametrisation, options.SequentialSteps, lr, task, options, random, device, stop, ct);
+            attachment?.Detach(keepMerged: true);
+            stepsPerTask.Add(outcome.StepsCompleted);
             var row = evaluation.Select(e => Evaluate(model, e)).ToArray();
             losses.Add(row);
-            diverged |= !finite || row.Any(x => !double.IsFinite(x));
+            diverged |= outcome.Diverged || row.Any(x => !double.IsFinite(x));
             if (diverged) { intruders.Add(0); break; }
             var weights = SpectrumAnalysis.Weights(model);
             var spectrum = SpectrumAnalysis.Compare("stage", targetNames.ToDictionary(n => n, n => pretrained[n]), targetNames.ToDictionary(n => n, n => weights[n]), options.Intruders, cancellationToken: ct);
@@ -667,7 +737,7 @@ public static class LoraExperiment
         return new LoraSequenceRecord
         {
             Rank = rank, LearningRate = lr, Tasks = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
-            Losses = losses.ToArray(), Intruders = intruders.ToArray(), Diverged = diverged,
+            Losses = losses.ToArray(), Intruders = intruders.ToArray(), Diverged = diverged, Levels = levels, StepsPerTask = stepsPerTask.ToArray(),
         };
     }
 }

@@ -109,6 +109,33 @@ public sealed class LoraExperimentTests : IDisposable
         Assert.Equal(lines, File.ReadAllLines(store).Count(l => l.Length > 0));
     }
 
+    [Theory]
+    [InlineData(0, 1e-3)]
+    [InlineData(2, 1e-2)]
+    public void SequenceToLosses_with_unreachable_levels_is_the_experiments_sequence_and_stops_each_task_at_its_level(int rank, double lr)
+    {
+        string store = Path.Combine(_dir, "lora.jsonl");
+        var options = Tiny with { SequentialRanks = [2], LoraLearningRates = [1e-2], FullLearningRates = [1e-3] };
+        var plain = LoraExperiment.Run(options, TinyCorpora(), CPU, store).Sequences.Single(q => q.Rank == rank);
+        Assert.Equal(lr, plain.LearningRate);
+
+        // Levels no loss reaches: every task runs all its steps, and the record is Run's sequence (trained there), to the bit.
+        var never = LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [-1, -1, -1]);
+        Assert.Equal([5, 5, 5], never.StepsPerTask);
+        for (int stage = 0; stage < plain.Losses.Length; stage++) Assert.Equal(plain.Losses[stage], never.Losses[stage]);
+        Assert.Equal(plain.Intruders, never.Intruders);
+
+        // Levels every loss is below: each task stops after its first step. A level equal to the plain run's final loss
+        // on B is reached on B at the latest at its last step, and the loss on B after B is then at most that level.
+        var first = LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [100, 100, 100]);
+        Assert.Equal([1, 1, 1], first.StepsPerTask);
+        var atB = LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [plain.Losses[1][1], -1, -1]);
+        Assert.InRange(atB.StepsPerTask[0], 1, 5);
+        Assert.True(atB.Losses[1][1] <= plain.Losses[1][1]);
+        Assert.Equal([plain.Losses[1][1], -1, -1], atB.Levels!);
+        Assert.Throws<ArgumentException>(() => LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [1, 1]));
+    }
+
     private sealed class CountingSink : ScalingInteractive.Commands.IProgressSink
     {
         public int Reports;
