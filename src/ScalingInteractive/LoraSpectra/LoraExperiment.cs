@@ -192,6 +192,90 @@ public sealed record LoraSequenceRecord
 
     /// <summary>A loss became non-finite.</summary>
     public bool Diverged { get; init; }
+
+    /// <summary>Per task, the loss on it at which its training stopped early (<see cref="LoraExperiment.SequenceToLosses"/>); null: every task ran all its steps.</summary>
+    public double[]? Levels { get; init; }
+
+    /// <summary>Steps taken on each task (empty in records written before this was kept).</summary>
+    public int[] StepsPerTask { get; init; } = [];
+}
+
+/// <summary>A fine-tuned model measured the first time its target loss reached a level (<see cref="LoraExperiment.FineTuneToLosses"/>).</summary>
+public sealed record LoraLossSnapshot
+{
+    /// <summary>The target loss asked for.</summary>
+    public double Level { get; init; }
+
+    /// <summary>Steps taken when the evaluated target loss first was at or below <see cref="Level"/>.</summary>
+    public int Step { get; init; }
+
+    /// <summary>Validation loss on the target B at that step (at most <see cref="Level"/>; the gap is the evaluation interval's overshoot).</summary>
+    public double TargetLoss { get; init; }
+
+    /// <summary>Validation loss on A of the pre-trained model.</summary>
+    public double PretrainLossBefore { get; init; }
+
+    /// <summary>Validation loss on A at that step.</summary>
+    public double PretrainLossAfter { get; init; }
+
+    /// <summary>Intruder analysis of the adapted matrices at that step (pre-trained vs the weights then; LoRA merged).</summary>
+    public ModelSpectrum? Spectrum { get; init; }
+
+    /// <summary>Forgetting: loss on A at that step minus before fine-tuning.</summary>
+    public double Forgetting => PretrainLossAfter - PretrainLossBefore;
+}
+
+/// <summary>
+/// One method fine-tuned on the target B with its target loss evaluated along the way and snapshots at given loss
+/// levels (<see cref="LoraExperiment.FineTuneToLosses"/>): early stopping at a target loss, so that methods can be
+/// compared at matched target loss.
+/// </summary>
+public sealed record LoraTrajectoryRecord
+{
+    /// <summary>Record kind in the store ("trajectory").</summary>
+    public string Kind { get; init; } = "trajectory";
+
+    /// <summary>Run key in the store.</summary>
+    public string Key { get; init; } = "";
+
+    /// <summary>Method label.</summary>
+    public string Method { get; init; } = "";
+
+    /// <summary>LoRA rank (0 = full fine-tuning).</summary>
+    public int Rank { get; init; }
+
+    /// <summary>Rank-stabilised scaling.</summary>
+    public bool RsLora { get; init; }
+
+    /// <summary>Peak learning rate (the schedule is the experiment's, over <see cref="LoraExperimentOptions.FineTuneSteps"/>).</summary>
+    public double LearningRate { get; init; }
+
+    /// <summary>The target-loss levels asked for.</summary>
+    public double[] Levels { get; init; } = [];
+
+    /// <summary>Steps between evaluations of the target loss (the last step is always evaluated).</summary>
+    public int EvaluateEvery { get; init; }
+
+    /// <summary>Steps at which the target loss was evaluated.</summary>
+    public int[] Steps { get; init; } = [];
+
+    /// <summary>Validation loss on B at each of <see cref="Steps"/>.</summary>
+    public double[] TargetLosses { get; init; } = [];
+
+    /// <summary>One snapshot per level reached, in the order reached; a level never reached has none.</summary>
+    public LoraLossSnapshot[] Snapshots { get; init; } = [];
+
+    /// <summary>Steps taken: training stops once every level is reached, else runs the whole schedule.</summary>
+    public int StepsCompleted { get; init; }
+
+    /// <summary>Training broke the divergence rule or a loss became non-finite.</summary>
+    public bool Diverged { get; init; }
+
+    /// <summary>Wall-clock seconds of the run.</summary>
+    public double Seconds { get; init; }
+
+    /// <summary>The snapshot at a level (null when it was not reached).</summary>
+    public LoraLossSnapshot? At(double level) => Snapshots.FirstOrDefault(x => x.Level == level);
 }
 
 /// <summary>
@@ -218,14 +302,7 @@ public static class LoraExperiment
     {
         options.Validate();
         if (corpora.Tasks.Count == 0) throw new ArgumentException("At least one fine-tuning task (B) is needed.", nameof(corpora));
-        var identity = new
-        {
-            options.Model, options.PretrainSteps, options.PretrainLearningRate, options.FineTuneSteps, options.SequentialSteps, options.BatchSize,
-            options.SequenceLength, options.Alpha, options.TargetPatterns, options.MitigationLambda, options.EvaluationBatches, options.Seed,
-            intruders = new { options.Intruders.TopK, options.Intruders.Epsilon, options.Intruders.EpsilonSweep, options.Intruders.Side },
-            corpora = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
-        };
-        var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, identity);
+        var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, Identity(options, corpora));
         var records = new Dictionary<string, LoraRunRecord>(StringComparer.Ordinal); // this grid's runs, from the store or trained now
 
         var methods = new List<(int Rank, bool Rs)> { (0, false) };
@@ -238,10 +315,7 @@ public static class LoraExperiment
         void Report(string status) => progress?.Report(done, status);
 
         // Fixed evaluation batches: every loss of every run is measured on the same tokens.
-        var evalRandom = new Random(unchecked((int)options.Seed) ^ 0x0e7a1);
-        var allCorpora = new[] { corpora.Pretrain }.Concat(corpora.Tasks).ToList();
-        var evaluation = allCorpora.Select(c => Enumerable.Range(0, options.EvaluationBatches)
-            .Select(_ => c.SampleBatch(true, options.BatchSize, options.SequenceLength, evalRandom, device)).ToList()).ToList();
+        var evaluation = EvaluationBatches(options, corpora, device);
 
         Report("pre-training on " + corpora.Pretrain.Name);
         var pretrained = Pretrain(options, corpora.Pretrain, device, storePath, cancellationToken);
@@ -302,6 +376,112 @@ public static class LoraExperiment
         }
     }
 
+    /// <summary>
+    /// Matched-loss control: fine-tunes one method on the target B from the experiment's pre-trained base, with the
+    /// same initialisation, batches, optimiser and schedule as its run in <see cref="Run"/> (the same seeds: without
+    /// levels it trains exactly that run), evaluates the target validation loss every <paramref name="evaluateEvery"/>
+    /// steps and at the last step, and measures the model (loss on A, intruders) the first time the target loss is at
+    /// or below each level. Training stops once every level is reached (<see cref="TrainerHooks.StopAfter"/>), so a
+    /// snapshot is the method early-stopped at that target loss; a level never reached has no snapshot. The record is
+    /// kept in the experiment's store (the same settings: it reuses the pre-trained base saved next to it, or pre-trains
+    /// one) under a key of method, rate, levels and interval, so a re-run reads it back.
+    /// </summary>
+    /// <param name="options">The experiment's settings.</param>
+    /// <param name="corpora">Its corpora.</param>
+    /// <param name="device">Device for every tensor.</param>
+    /// <param name="storePath">The experiment's run store (null: in memory, pre-training again).</param>
+    /// <param name="rank">LoRA rank, or 0 for full fine-tuning.</param>
+    /// <param name="rsLora">Rank-stabilised scaling (LoRA only).</param>
+    /// <param name="learningRate">Peak learning rate.</param>
+    /// <param name="levels">Target-loss levels (any order); empty runs the whole schedule and records the trajectory.</param>
+    /// <param name="evaluateEvery">Steps between evaluations (the overshoot below a level is at most what the loss falls in this many steps).</param>
+    /// <param name="cancellationToken">Checked every step.</param>
+    public static LoraTrajectoryRecord FineTuneToLosses(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device, string? storePath,
+        int rank, bool rsLora, double learningRate, IReadOnlyList<double> levels, int evaluateEvery = 5, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(corpora);
+        ArgumentNullException.ThrowIfNull(levels);
+        options.Validate();
+        if (corpora.Tasks.Count == 0) throw new ArgumentException("At least one fine-tuning task (B) is needed.", nameof(corpora));
+        if (rank < 0 || (rank == 0 && rsLora)) throw new ArgumentException($"Rank {rank} must be 0 (full fine-tuning, no rsLoRA) or a LoRA rank of at least 1.", nameof(rank));
+        if (!(learningRate > 0)) throw new ArgumentException($"Learning rate {learningRate} must be positive.", nameof(learningRate));
+        if (levels.Any(l => !double.IsFinite(l))) throw new ArgumentException("Levels must be finite losses.", nameof(levels));
+        if (evaluateEvery < 1) throw new ArgumentException($"evaluateEvery must be at least 1; got {evaluateEvery}.", nameof(evaluateEvery));
+        double[] asked = levels.ToArray();
+        var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, Identity(options, corpora));
+        string key = RunKeys.Of(new { kind = "trajectory", rank, rs = rsLora, lr = learningRate, levels = asked, evaluateEvery });
+        string method = MethodName(rank, rsLora);
+        return store.GetOrRun(key, () =>
+        {
+            var evaluation = EvaluationBatches(options, corpora, device);
+            var pretrained = Pretrain(options, corpora.Pretrain, device, storePath, cancellationToken);
+            try
+            {
+                return Trajectory(options, corpora, evaluation, device, pretrained, rank, rsLora, learningRate, asked, evaluateEvery, cancellationToken)
+                    with { Key = key, Method = method };
+            }
+            finally
+            {
+                foreach (var t in pretrained.Values) t.Dispose();
+                foreach (var batches in evaluation)
+                    foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
+            }
+        }, out _);
+    }
+
+    /// <summary>
+    /// Matched-loss control for the task sequence: trains one method on B -> C -> D from the experiment's pre-trained
+    /// base, as <see cref="Run"/>'s sequences do (same seeds, optimiser, schedule of
+    /// <see cref="LoraExperimentOptions.SequentialSteps"/> per task), but stops each task at the first evaluation
+    /// (every <paramref name="evaluateEvery"/> steps) whose validation loss on that task is at or below its level, e.g.
+    /// the loss another method reached on it. Losses on every task and intruders are measured after each task; a
+    /// task that never reaches its level runs all its steps. Kept in the experiment's store like
+    /// <see cref="FineTuneToLosses"/>.
+    /// </summary>
+    /// <param name="options">The experiment's settings (its <see cref="LoraExperimentOptions.SequentialSteps"/> must be positive).</param>
+    /// <param name="corpora">Its corpora (at least two tasks).</param>
+    /// <param name="device">Device for every tensor.</param>
+    /// <param name="storePath">The experiment's run store (null: in memory, pre-training again).</param>
+    /// <param name="rank">LoRA rank, or 0 for full fine-tuning.</param>
+    /// <param name="learningRate">Peak learning rate of every task.</param>
+    /// <param name="levels">One loss level per task, in the order of <see cref="LoraExperimentCorpora.Tasks"/>.</param>
+    /// <param name="evaluateEvery">Steps between evaluations of the current task's loss.</param>
+    /// <param name="cancellationToken">Checked every step.</param>
+    public static LoraSequenceRecord SequenceToLosses(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device, string? storePath,
+        int rank, double learningRate, IReadOnlyList<double> levels, int evaluateEvery = 1, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(corpora);
+        ArgumentNullException.ThrowIfNull(levels);
+        options.Validate();
+        if (options.SequentialSteps < 1 || corpora.Tasks.Count < 2) throw new ArgumentException("A task sequence needs SequentialSteps > 0 and at least two tasks.", nameof(options));
+        if (levels.Count != corpora.Tasks.Count || levels.Any(l => !double.IsFinite(l)))
+            throw new ArgumentException($"One finite level per task is needed: {corpora.Tasks.Count} tasks, {levels.Count} levels.", nameof(levels));
+        if (rank < 0) throw new ArgumentException($"Rank {rank} must be 0 (full fine-tuning) or a LoRA rank of at least 1.", nameof(rank));
+        if (!(learningRate > 0)) throw new ArgumentException($"Learning rate {learningRate} must be positive.", nameof(learningRate));
+        if (evaluateEvery < 1) throw new ArgumentException($"evaluateEvery must be at least 1; got {evaluateEvery}.", nameof(evaluateEvery));
+        double[] asked = levels.ToArray();
+        var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, Identity(options, corpora));
+        string key = RunKeys.Of(new { kind = "sequence-to-losses", rank, lr = learningRate, levels = asked, evaluateEvery });
+        return store.GetOrRun(key, () =>
+        {
+            var evaluation = EvaluationBatches(options, corpora, device);
+            var pretrained = Pretrain(options, corpora.Pretrain, device, storePath, cancellationToken);
+            try
+            {
+                return Sequence(options, corpora, evaluation, device, pretrained, rank, learningRate, cancellationToken, asked, evaluateEvery)
+                    with { Key = key, Method = MethodName(rank, false) };
+            }
+            finally
+            {
+                foreach (var t in pretrained.Values) t.Dispose();
+                foreach (var batches in evaluation)
+                    foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
+            }
+        }, out _);
+    }
+
     /// <summary>Units of progress of <see cref="Run"/>: pre-training, every fine-tuning run, every task sequence.</summary>
     public static int RunCount(LoraExperimentOptions options, LoraExperimentCorpora corpora)
     {
@@ -314,6 +494,24 @@ public static class LoraExperiment
 
     /// <summary>"full", "LoRA r=8" or "rsLoRA r=8".</summary>
     public static string MethodName(int rank, bool rsLora) => rank == 0 ? "full" : $"{(rsLora ? "rsLoRA" : "LoRA")} r={rank}";
+
+    /// <summary>What a store of this experiment must agree on (every setting that changes a run's numbers but not its key).</summary>
+    private static object Identity(LoraExperimentOptions options, LoraExperimentCorpora corpora) => new
+    {
+        options.Model, options.PretrainSteps, options.PretrainLearningRate, options.FineTuneSteps, options.SequentialSteps, options.BatchSize,
+        options.SequenceLength, options.Alpha, options.TargetPatterns, options.MitigationLambda, options.EvaluationBatches, options.Seed,
+        intruders = new { options.Intruders.TopK, options.Intruders.Epsilon, options.Intruders.EpsilonSweep, options.Intruders.Side },
+        corpora = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
+    };
+
+    /// <summary>Fixed validation batches per corpus (A, then the tasks): every loss of every run is measured on the same tokens.</summary>
+    private static List<List<(Tensor, Tensor)>> EvaluationBatches(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device)
+    {
+        var evalRandom = new Random(unchecked((int)options.Seed) ^ 0x0e7a1);
+        var allCorpora = new[] { corpora.Pretrain }.Concat(corpora.Tasks).ToList();
+        return allCorpora.Select(c => Enumerable.Range(0, options.EvaluationBatches)
+            .Select(_ => c.SampleBatch(true, options.BatchSize, options.SequenceLength, evalRandom, device)).ToList()).ToList();
+    }
 
     private static Dictionary<string, Tensor> Pretrain(LoraExperimentOptions options, TextCorpus corpus, Device device, string? storePath, CancellationToken ct)
     {
@@ -351,7 +549,12 @@ public static class LoraExperiment
     /// parametrisation is the full model or the LoRA attachment. Returns false when the run broke the divergence rule.
     /// </summary>
     private static bool Train(ProxyTransformer model, IParametrisation parametrisation, int steps, double peak, TextCorpus corpus,
-        LoraExperimentOptions options, Random random, Device device, CancellationToken ct)
+        LoraExperimentOptions options, Random random, Device device, CancellationToken ct) =>
+        !TrainUntil(model, parametrisation, steps, peak, corpus, options, random, device, null, ct).Diverged;
+
+    /// <summary><see cref="Train"/> with an early stop (<see cref="TrainerHooks.StopAfter"/>); returns the trainer's outcome.</summary>
+    private static TrainingOutcome TrainUntil(ProxyTransformer model, IParametrisation parametrisation, int steps, double peak, TextCorpus corpus,
+        LoraExperimentOptions options, Random random, Device device, Func<int, bool>? stopAfter, CancellationToken ct)
     {
         var hooks = new TrainerHooks
         {
@@ -360,15 +563,18 @@ public static class LoraExperiment
                 var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
                 return ProxyTransformer.CrossEntropy(model.forward(input), target);
             },
+            StopAfter = stopAfter,
         };
-        var trainer = new TrainerOptions
-        {
-            Schedule = Fitting.LearningRateSchedule.Cosine(peak, steps, Math.Min(steps, Math.Max(1, steps / 20)), minimum: 0.1 * peak),
-            Optimizer = new AdamWOptions { Beta1 = 0.9, Beta2 = 0.95, WeightDecay = 0, GradClip = 1.0 },
-            LogEvery = 50,
-        };
-        return !Trainer.Train(parametrisation, hooks, trainer, null, ct).Diverged;
+        return Trainer.Train(parametrisation, hooks, TrainerOptionsFor(steps, peak), null, ct);
     }
+
+    /// <summary>The experiment's optimiser and schedule for a run of <paramref name="steps"/> steps at peak rate <paramref name="peak"/>.</summary>
+    private static TrainerOptions TrainerOptionsFor(int steps, double peak) => new()
+    {
+        Schedule = Fitting.LearningRateSchedule.Cosine(peak, steps, Math.Min(steps, Math.Max(1, steps / 20)), minimum: 0.1 * peak),
+        Optimizer = new AdamWOptions { Beta1 = 0.9, Beta2 = 0.95, WeightDecay = 0, GradClip = 1.0 },
+        LogEvery = 50,
+    };
 
     private static double Evaluate(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches)
     {
@@ -441,8 +647,60 @@ public static class LoraExperiment
         };
     }
 
+    private static LoraTrajectoryRecord Trajectory(LoraExperimentOptions options, LoraExperimentCorpora corpora, List<List<(Tensor, Tensor)>> evaluation,
+        Device device, IReadOnlyDictionary<string, Tensor> pretrained, int rank, bool rs, double lr, double[] levels, int evaluateEvery, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        double lossABefore;
+        using (var before = NewModel(options, device, pretrained)) lossABefore = Evaluate(before, evaluation[0]);
+        // The same seeds as FineTuneOnce: without levels this is exactly that run.
+        manual_seed(options.Seed + 17 * rank + (rs ? 1 : 0));
+        using var model = NewModel(options, device, pretrained);
+        var random = new Random(unchecked((int)options.Seed) ^ 0x7a26e7);
+        var targetNames = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && Lora(options, 1, false).Targets(m.name)).Select(m => m.name + ".weight").ToList();
+        var baseSubset = targetNames.ToDictionary(n => n, n => pretrained[n]);
+        LoraAttachment? attachment = rank == 0 ? null : LoraAttachment.Attach(model, Lora(options, rank, rs));
+        IParametrisation parametrisation = attachment is null ? new FullParametrisation(model) : new LoraParametrisation(attachment);
+        var steps = new List<int>();
+        var losses = new List<double>();
+        var snapshots = new List<LoraLossSnapshot>();
+        bool nonFinite = false;
+        void Measure(int step)
+        {
+            parametrisation.Finish(); // the module holds the weights after this step (LoRA: merged)
+            double target = Evaluate(model, evaluation[1]);
+            steps.Add(step);
+            losses.Add(target);
+            if (!double.IsFinite(target)) { nonFinite = true; return; }
+            var reached = levels.Where(l => target <= l && snapshots.All(x => x.Level != l)).ToList();
+            if (reached.Count == 0) return;
+            double lossA = Evaluate(model, evaluation[0]);
+            var weights = SpectrumAnalysis.Weights(model);
+            var spectrum = SpectrumAnalysis.Compare(MethodName(rank, rs), baseSubset, targetNames.ToDictionary(n => n, n => weights[n]), options.Intruders, cancellationToken: ct);
+            foreach (double level in reached)
+                snapshots.Add(new LoraLossSnapshot { Level = level, Step = step, TargetLoss = target, PretrainLossBefore = lossABefore, PretrainLossAfter = lossA, Spectrum = spectrum });
+        }
+        var hooks = new TrainerHooks
+        {
+            Loss = _ =>
+            {
+                var (input, target) = corpora.Tasks[0].SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
+                return ProxyTransformer.CrossEntropy(model.forward(input), target);
+            },
+            AfterStep = step => { if (step % evaluateEvery == 0 || step == options.FineTuneSteps) Measure(step); },
+            StopAfter = _ => nonFinite || (levels.Length > 0 && snapshots.Count == levels.Length),
+        };
+        var outcome = Trainer.Train(parametrisation, hooks, TrainerOptionsFor(options.FineTuneSteps, lr), null, ct);
+        attachment?.Detach(keepMerged: true);
+        return new LoraTrajectoryRecord
+        {
+            Rank = rank, RsLora = rs, LearningRate = lr, Levels = levels, EvaluateEvery = evaluateEvery, Steps = steps.ToArray(), TargetLosses = losses.ToArray(),
+            Snapshots = snapshots.ToArray(), StepsCompleted = outcome.StepsCompleted, Diverged = outcome.Diverged || nonFinite, Seconds = clock.Elapsed.TotalSeconds,
+        };
+    }
+
     private static LoraSequenceRecord Sequence(LoraExperimentOptions options, LoraExperimentCorpora corpora, List<List<(Tensor, Tensor)>> evaluation,
-        Device device, IReadOnlyDictionary<string, Tensor> pretrained, int rank, double lr, CancellationToken ct)
+        Device device, IReadOnlyDictionary<string, Tensor> pretrained, int rank, double lr, CancellationToken ct, double[]? levels = null, int evaluateEvery = 1)
     {
         manual_seed(options.Seed + 1000 + rank);
         using var model = NewModel(options, device, pretrained);
@@ -450,21 +708,27 @@ public static class LoraExperiment
         var random = new Random(unchecked((int)options.Seed) ^ 0x5e9);
         var losses = new List<double[]> { evaluation.Select(e => Evaluate(model, e)).ToArray() };
         var intruders = new List<int> { 0 };
+        var stepsPerTask = new List<int>();
         bool diverged = false;
-        foreach (var task in corpora.Tasks)
+        for (int t = 0; t < corpora.Tasks.Count; t++)
         {
-            bool finite;
-            if (rank == 0) finite = Train(model, new FullParametrisation(model), options.SequentialSteps, lr, task, options, random, device, ct);
-            else
+            var task = corpora.Tasks[t];
+            LoraAttachment? attachment = rank == 0 ? null : LoraAttachment.Attach(model, Lora(options, rank, false)); // LoRA: a fresh adapter per task, merged at its end
+            IParametrisation parametrisation = attachment is null ? new FullParametrisation(model) : new LoraParametrisation(attachment);
+            // With levels: stop the task at the first evaluation whose loss on it is at or below its level.
+            Func<int, bool>? stop = levels is null ? null : step =>
             {
-                // A fresh adapter per task, merged at the end of the task (LoRA trained task after task).
-                var attachment = LoraAttachment.Attach(model, Lora(options, rank, false));
-                finite = Train(model, new LoraParametrisation(attachment), options.SequentialSteps, lr, task, options, random, device, ct);
-                attachment.Detach(keepMerged: true);
-            }
+                if (step % evaluateEvery != 0) return false;
+                parametrisation.Finish();
+                double loss = Evaluate(model, evaluation[t + 1]);
+                return !double.IsFinite(loss) || loss <= levels[t];
+            };
+            var outcome = TrainUntil(model, parametrisation, options.SequentialSteps, lr, task, options, random, device, stop, ct);
+            attachment?.Detach(keepMerged: true);
+            stepsPerTask.Add(outcome.StepsCompleted);
             var row = evaluation.Select(e => Evaluate(model, e)).ToArray();
             losses.Add(row);
-            diverged |= !finite || row.Any(x => !double.IsFinite(x));
+            diverged |= outcome.Diverged || row.Any(x => !double.IsFinite(x));
             if (diverged) { intruders.Add(0); break; }
             var weights = SpectrumAnalysis.Weights(model);
             var spectrum = SpectrumAnalysis.Compare("stage", targetNames.ToDictionary(n => n, n => pretrained[n]), targetNames.ToDictionary(n => n, n => weights[n]), options.Intruders, cancellationToken: ct);
@@ -473,7 +737,7 @@ public static class LoraExperiment
         return new LoraSequenceRecord
         {
             Rank = rank, LearningRate = lr, Tasks = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
-            Losses = losses.ToArray(), Intruders = intruders.ToArray(), Diverged = diverged,
+            Losses = losses.ToArray(), Intruders = intruders.ToArray(), Diverged = diverged, Levels = levels, StepsPerTask = stepsPerTask.ToArray(),
         };
     }
 }

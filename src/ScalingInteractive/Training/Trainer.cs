@@ -73,6 +73,12 @@ public sealed record TrainingOutcome
 
     /// <summary>Wall time of the loop.</summary>
     public double Seconds { get; init; }
+
+    /// <summary>
+    /// True when <see cref="TrainerHooks.StopAfter"/> ended the run before the schedule's last step (early stopping, not
+    /// divergence); <see cref="StepsCompleted"/> is then the step it stopped after.
+    /// </summary>
+    public bool StoppedEarly { get; init; }
 }
 
 /// <summary>The caller's part of the loop.</summary>
@@ -86,6 +92,14 @@ public sealed class TrainerHooks
 
     /// <summary>After every step, with the steps done (e.g. validation at chosen steps).</summary>
     public Action<int>? AfterStep { get; init; }
+
+    /// <summary>
+    /// After every step (after <see cref="AfterStep"/>), with the steps done: true stops training there, e.g. at a target
+    /// validation loss. The weights are those after that step, exactly as if the schedule had ended there with the same
+    /// rates; the rest of the schedule is not run. A run stopped before its tail has a NaN
+    /// <see cref="TrainingOutcome.TailLoss"/> and is not counted as diverged.
+    /// </summary>
+    public Func<int, bool>? StopAfter { get; init; }
 
     /// <summary>True when the logged steps need the update RMS (one parameter copy per logged step).</summary>
     public bool MeasureUpdate { get; init; }
@@ -122,6 +136,7 @@ public static class Trainer
         double? initial = options.InitialLoss;
         string? divergence = null;
         int steps = 0;
+        bool stopped = false;
         var clock = Stopwatch.StartNew();
         for (int step = 0; step < total; step++)
         {
@@ -155,12 +170,13 @@ public static class Trainer
                 if (divergence is not null) break;
             }
             hooks.AfterStep?.Invoke(steps);
+            if (steps < total && hooks.StopAfter?.Invoke(steps) == true) { stopped = true; break; }
         }
         parametrisation.Finish();
         clock.Stop();
         double tail = tailSum is not null && steps > tailStart ? tailSum.item<float>() / (steps - tailStart) : double.NaN;
         tailSum?.Dispose();
-        if (divergence is null && !double.IsFinite(tail)) divergence = $"training loss is {tail} over the last {total - tailStart} steps";
+        if (divergence is null && !(stopped && steps <= tailStart) && !double.IsFinite(tail)) divergence = $"training loss is {tail} over the last {total - tailStart} steps";
         return new TrainingOutcome
         {
             StepsCompleted = steps,
@@ -170,6 +186,7 @@ public static class Trainer
             TailLoss = tail,
             Log = log,
             Seconds = clock.Elapsed.TotalSeconds,
+            StoppedEarly = stopped,
         };
     }
 }

@@ -64,6 +64,78 @@ public sealed class LoraExperimentTests : IDisposable
         Assert.Equal(1 + 9 + 2, File.ReadAllLines(store).Count(l => l.Length > 0)); // header + runs, none appended twice
     }
 
+    [Theory]
+    [InlineData(1, false, 3e-2)]
+    [InlineData(0, false, 1e-3)]
+    public void FineTuneToLosses_without_levels_is_the_experiments_run_and_stops_at_the_first_evaluation_below_each_level(int rank, bool rs, double lr)
+    {
+        string store = Path.Combine(_dir, "lora.jsonl");
+        var result = LoraExperiment.Run(Tiny with { SequentialSteps = 0 }, TinyCorpora(), CPU, store);
+        var run = result.Runs.Single(r => r.Rank == rank && r.RsLora == rs && r.LearningRate == lr);
+
+        // No levels: the whole schedule with the target loss evaluated every 2 steps; its last point is the experiment's
+        // run of that method (trained separately by Run), to the bit.
+        var whole = LoraExperiment.FineTuneToLosses(Tiny with { SequentialSteps = 0 }, TinyCorpora(), CPU, store, rank, rs, lr, [], evaluateEvery: 2);
+        Assert.Equal([2, 4, 6, 8, 10], whole.Steps);
+        Assert.Equal(10, whole.StepsCompleted);
+        Assert.Empty(whole.Snapshots);
+        Assert.Equal(run.TargetLoss, whole.TargetLosses[^1]);
+
+        // Two levels: the pre-trained model's loss on B is far above every evaluated loss (reached at the first
+        // evaluation), and one taken from the trajectory above is reached at the first evaluated step at or below it.
+        double high = 100, mid = whole.TargetLosses[2];
+        int expected = whole.Steps[Array.FindIndex(whole.TargetLosses, l => l <= mid)];
+        var stopped = LoraExperiment.FineTuneToLosses(Tiny with { SequentialSteps = 0 }, TinyCorpora(), CPU, store, rank, rs, lr, [mid, high], evaluateEvery: 2);
+        Assert.Equal(expected, stopped.StepsCompleted); // training stopped once both levels were reached
+        Assert.Equal(2, stopped.At(high)!.Step);
+        var snap = stopped.At(mid)!;
+        Assert.Equal(expected, snap.Step);
+        Assert.Equal(whole.TargetLosses[Array.IndexOf(whole.Steps, expected)], snap.TargetLoss); // the same training up to there
+        Assert.True(snap.TargetLoss <= mid);
+        Assert.Equal(result.PretrainLoss, snap.PretrainLossBefore);
+        Assert.Equal(4, snap.Spectrum!.Layers.Count);
+        Assert.Null(stopped.At(0.5 * mid));
+
+        // A level never reached has no snapshot, and training then runs the whole schedule.
+        var unreached = LoraExperiment.FineTuneToLosses(Tiny with { SequentialSteps = 0 }, TinyCorpora(), CPU, store, rank, rs, lr, [-1], evaluateEvery: 2);
+        Assert.Empty(unreached.Snapshots);
+        Assert.Equal(10, unreached.StepsCompleted);
+        Assert.Equal(whole.TargetLosses, unreached.TargetLosses);
+
+        // The records live in the experiment's store: asked again, nothing is retrained or appended.
+        int lines = File.ReadAllLines(store).Count(l => l.Length > 0);
+        var again = LoraExperiment.FineTuneToLosses(Tiny with { SequentialSteps = 0 }, TinyCorpora(), CPU, store, rank, rs, lr, [mid, high], evaluateEvery: 2);
+        Assert.Equal(stopped.At(mid)!.TargetLoss, again.At(mid)!.TargetLoss);
+        Assert.Equal(lines, File.ReadAllLines(store).Count(l => l.Length > 0));
+    }
+
+    [Theory]
+    [InlineData(0, 1e-3)]
+    [InlineData(2, 1e-2)]
+    public void SequenceToLosses_with_unreachable_levels_is_the_experiments_sequence_and_stops_each_task_at_its_level(int rank, double lr)
+    {
+        string store = Path.Combine(_dir, "lora.jsonl");
+        var options = Tiny with { SequentialRanks = [2], LoraLearningRates = [1e-2], FullLearningRates = [1e-3] };
+        var plain = LoraExperiment.Run(options, TinyCorpora(), CPU, store).Sequences.Single(q => q.Rank == rank);
+        Assert.Equal(lr, plain.LearningRate);
+
+        // Levels no loss reaches: every task runs all its steps, and the record is Run's sequence (trained there), to the bit.
+        var never = LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [-1, -1, -1]);
+        Assert.Equal([5, 5, 5], never.StepsPerTask);
+        for (int stage = 0; stage < plain.Losses.Length; stage++) Assert.Equal(plain.Losses[stage], never.Losses[stage]);
+        Assert.Equal(plain.Intruders, never.Intruders);
+
+        // Levels every loss is below: each task stops after its first step. A level equal to the plain run's final loss
+        // on B is reached on B at the latest at its last step, and the loss on B after B is then at most that level.
+        var first = LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [100, 100, 100]);
+        Assert.Equal([1, 1, 1], first.StepsPerTask);
+        var atB = LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [plain.Losses[1][1], -1, -1]);
+        Assert.InRange(atB.StepsPerTask[0], 1, 5);
+        Assert.True(atB.Losses[1][1] <= plain.Losses[1][1]);
+        Assert.Equal([plain.Losses[1][1], -1, -1], atB.Levels!);
+        Assert.Throws<ArgumentException>(() => LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [1, 1]));
+    }
+
     private sealed class CountingSink : ScalingInteractive.Commands.IProgressSink
     {
         public int Reports;

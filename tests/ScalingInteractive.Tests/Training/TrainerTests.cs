@@ -108,6 +108,43 @@ public class TrainerTests : IDisposable
         Assert.Equal(2.0, healthy.TailLoss, 6);
     }
 
+    [Fact]
+    public void StopAfterEndsTheRunWithTheWeightsOfARunWhoseScheduleEndsThere()
+    {
+        // Linear regression on fixed per-step batches. Run A follows a 20-step cosine schedule and StopAfter stops it
+        // after step 7; run B, the independent computation, is handed a schedule of exactly the first 7 rates of A's
+        // (same peak for weight decay's lr/eta factor) and runs it to the end. Their weights must agree.
+        var x = randn(20, 8, 4, generator: new Generator(3));
+        var y = x.matmul(tensor(new float[] { 1, -2, 0.5f, 3 })).unsqueeze(-1);
+        var schedule = FitSchedule.Cosine(0.05, 20, 2, minimum: 0.005);
+        var adam = new AdamWOptions { WeightDecay = 0.1, GradClip = 1.0 };
+        TorchSharp.Modules.Linear NewLayer() { manual_seed(11); return nn.Linear(4, 1); }
+        TrainerHooks Hooks(TorchSharp.Modules.Linear layer, Func<int, bool>? stop) => new()
+        {
+            Loss = step => nn.functional.mse_loss(layer.forward(x[step.Index]), y[step.Index]),
+            StopAfter = stop,
+        };
+        using var a = NewLayer();
+        var stopped = Trainer.Train(new FullParametrisation(a), Hooks(a, s => s == 7), new TrainerOptions { Schedule = schedule, Optimizer = adam });
+        using var b = NewLayer();
+        var prefix = new FitSchedule("first 7 rates", schedule.Rates.Take(7).ToArray(), schedule.WarmupSteps);
+        var reference = Trainer.Train(new FullParametrisation(b), Hooks(b, null), new TrainerOptions { Schedule = prefix, Optimizer = adam, PeakLearningRate = schedule.Peak });
+        Assert.True(stopped.StoppedEarly);
+        Assert.False(reference.StoppedEarly);
+        Assert.Equal(7, stopped.StepsCompleted);
+        Assert.Equal(7, reference.StepsCompleted);
+        Assert.False(stopped.Diverged); // stopped before the tail: no tail loss, and that is not divergence
+        Assert.True(double.IsNaN(stopped.TailLoss));
+        Assert.Equal(b.weight!.data<float>().ToArray(), a.weight!.data<float>().ToArray());
+        Assert.Equal(b.bias!.data<float>().ToArray(), a.bias!.data<float>().ToArray());
+        // Untouched without a stop, and never "stopped early" after the last step.
+        using var c = NewLayer();
+        var whole = Trainer.Train(new FullParametrisation(c), Hooks(c, s => s == 20), new TrainerOptions { Schedule = schedule, Optimizer = adam });
+        Assert.Equal(20, whole.StepsCompleted);
+        Assert.False(whole.StoppedEarly);
+        Assert.True(double.IsFinite(whole.TailLoss));
+    }
+
     private sealed class ParameterHolder : nn.Module
     {
         public ParameterHolder() : base("holder") => register_parameter("w", new TorchSharp.Modules.Parameter(zeros(1), true));
