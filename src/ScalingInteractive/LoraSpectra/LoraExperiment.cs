@@ -15,6 +15,12 @@ public sealed record LoraExperimentOptions
     /// <summary>The proxy transformer (default: width 64, 2 blocks, 4 heads, context 64).</summary>
     public ProxyModelConfig Model { get; init; } = new() { Width = 64, Depth = 2, Heads = 4, ContextLength = 64 };
 
+    /// <summary>
+    /// Target-task runs trained at once, each on its own thread (null: on a CPU, cores / LibTorch threads, so that one
+    /// LibTorch thread per worker fills the cores; 1 on a GPU). A run's record does not depend on it (timings aside).
+    /// </summary>
+    public int? Workers { get; init; }
+
     /// <summary>Pre-training steps on corpus A.</summary>
     public int PretrainSteps { get; init; } = 1500;
 
@@ -73,6 +79,7 @@ public sealed record LoraExperimentOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public void Validate()
     {
+        if (Workers is < 1) throw new ArgumentException($"Workers must be at least 1; got {Workers}.", nameof(Workers));
         Model.Validate();
         Intruders.Validate();
         if (PretrainSteps < 1 || FineTuneSteps < 1 || SequentialSteps < 0)
@@ -325,24 +332,50 @@ public static class LoraExperiment
             double lossABefore;
             using (var model = NewModel(options, device, pretrained)) lossABefore = Evaluate(model, evaluation[0]);
 
-            // Target task: every method at every learning rate of its grid.
-            foreach (var (rank, rs) in methods)
+            // Target task: every method at every learning rate of its grid, run by `workers` threads at once; each run is
+            // appended to the store as it ends and the records keep the grid's order.
+            var jobs = methods.SelectMany(m => (m.Rank == 0 ? options.FullLearningRates : options.LoraLearningRates).Select(lr => (m.Rank, m.Rs, Lr: lr))).ToList();
+            var trained = new LoraRunRecord[jobs.Count];
+            var gate = new object();
+            int workers = Math.Min(jobs.Count, options.Workers ?? (device.type == TorchSharp.DeviceType.CPU ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, get_num_threads())) : 1));
+            int next = -1;
+            Exception? error = null;
+            using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            void Work()
             {
-                var rates = rank == 0 ? options.FullLearningRates : options.LoraLearningRates;
-                foreach (double lr in rates)
+                try
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    string method = MethodName(rank, rs);
-                    string key = RunKeys.Of(new { kind = "target", rank, rs, lr });
-                    records[key] = store.GetOrRun(key, () =>
+                    for (int i = Interlocked.Increment(ref next); i < jobs.Count; i = Interlocked.Increment(ref next))
                     {
-                        Report($"{method}, lr {lr:G3}");
-                        return FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, cancellationToken) with { Key = key, Method = method };
-                    }, out _);
-                    done++;
-                    Report($"{method}, lr {lr:G3} done");
+                        failed.Token.ThrowIfCancellationRequested();
+                        var (rank, rs, lr) = jobs[i];
+                        string method = MethodName(rank, rs);
+                        string key = RunKeys.Of(new { kind = "target", rank, rs, lr });
+                        trained[i] = store.GetOrRun(key, () =>
+                        {
+                            lock (gate) Report($"{method}, lr {lr:G3}");
+                            return FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, failed.Token) with { Key = key, Method = method };
+                        }, out _);
+                        lock (gate)
+                        {
+                            done++;
+                            Report($"{method}, lr {lr:G3} done");
+                        }
+                    }
+                }
+                catch (Exception e)
+                {
+                    lock (gate) if (error is null || error is OperationCanceledException) error = e;
+                    failed.Cancel(); // the other workers stop at their next step
                 }
             }
+            var threads = Enumerable.Range(1, workers - 1).Select(w => new Thread(Work) { IsBackground = true, Name = $"lora-experiment worker {w}" }).ToList();
+            threads.ForEach(t => t.Start());
+            Work(); // the calling thread is worker 0
+            threads.ForEach(t => t.Join());
+            cancellationToken.ThrowIfCancellationRequested();
+            if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+            foreach (var record in trained) records[record.Key] = record;
             var result = new LoraExperimentResult(options, corpora.Pretrain.Name, corpora.Tasks.Select(t => t.Name).ToArray(), lossABefore,
                 records.Values.ToList(), []);
 
@@ -591,24 +624,35 @@ public static class LoraExperiment
     private static LoraOptions Lora(LoraExperimentOptions options, int rank, bool rs) =>
         new() { Rank = rank, Alpha = options.Alpha, RankStabilized = rs, TargetPatterns = options.TargetPatterns };
 
+    private static readonly object GlobalGeneratorGate = new();
+
     private static LoraRunRecord FineTuneOnce(LoraExperimentOptions options, LoraExperimentCorpora corpora, List<List<(Tensor, Tensor)>> evaluation,
         Device device, IReadOnlyDictionary<string, Tensor> pretrained, int rank, bool rs, double lr, double lossABefore, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
-        manual_seed(options.Seed + 17 * rank + (rs ? 1 : 0));
-        using var model = NewModel(options, device, pretrained);
+        ProxyTransformer created;
+        LoraAttachment? attachment = null;
+        List<string> targetNames;
+        // The model's and the adapters' default initialisations draw from LibTorch's one global generator: seeding it,
+        // building the model and attaching the adapters is one step no other worker may interleave with.
+        lock (GlobalGeneratorGate)
+        {
+            manual_seed(options.Seed + 17 * rank + (rs ? 1 : 0));
+            created = NewModel(options, device, pretrained);
+            targetNames = created.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && Lora(options, 1, false).Targets(m.name)).Select(m => m.name + ".weight").ToList();
+            if (rank != 0) attachment = LoraAttachment.Attach(created, Lora(options, rank, rs));
+        }
+        using var model = created;
         var random = new Random(unchecked((int)options.Seed) ^ 0x7a26e7);
         bool finite;
         long trainable;
-        var targetNames = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && Lora(options, 1, false).Targets(m.name)).Select(m => m.name + ".weight").ToList();
-        if (rank == 0)
+        if (attachment is null)
         {
             trainable = model.parameters().Sum(p => p.numel());
             finite = Train(model, new FullParametrisation(model), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, ct);
         }
         else
         {
-            var attachment = LoraAttachment.Attach(model, Lora(options, rank, rs));
             trainable = attachment.TrainableParameterCount;
             finite = Train(model, new LoraParametrisation(attachment), options.FineTuneSteps, lr, corpora.Tasks[0], options, random, device, ct);
             attachment.Detach(keepMerged: true);

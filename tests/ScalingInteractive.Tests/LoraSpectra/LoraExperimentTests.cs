@@ -64,6 +64,22 @@ public sealed class LoraExperimentTests : IDisposable
         Assert.Equal(1 + 9 + 2, File.ReadAllLines(store).Count(l => l.Length > 0)); // header + runs, none appended twice
     }
 
+    [Fact]
+    public void Target_runs_on_several_workers_give_the_records_of_one_worker_in_the_grids_order()
+    {
+        var options = Tiny with { SequentialSteps = 0 };
+        string Records(int workers)
+        {
+            var result = LoraExperiment.Run(options with { Workers = workers }, TinyCorpora(), CPU, Path.Combine(_dir, $"w{workers}.jsonl"));
+            return string.Join("\n", result.Runs.Select(r => $"{r.Key} {r.TargetLoss:R} {r.PretrainLossAfter:R} {r.Spectrum?.Layers.Sum(l => l.Intruders.Length)} {r.MitigatedTargetLoss:R}"));
+        }
+        string one = Records(1);
+        Assert.Equal(9, one.Split('\n').Length);
+        Assert.Equal(one, Records(3));
+        var error = Assert.Throws<ArgumentException>(() => LoraExperiment.Run(options with { Workers = 0 }, TinyCorpora(), CPU));
+        Assert.Contains("Workers", error.Message);
+    }
+
     [Theory]
     [InlineData(1, false, 3e-2)]
     [InlineData(0, false, 1e-3)]
