@@ -62,6 +62,9 @@ public sealed record TrainingOutcome
     /// <summary>True when the run diverged (<see cref="DivergenceRule"/>).</summary>
     public bool Diverged { get; init; }
 
+    /// <summary>True when <see cref="TrainerHooks.Stop"/> ended the run before its last planned step.</summary>
+    public bool Stopped { get; init; }
+
     /// <summary>Why, or null.</summary>
     public string? DivergenceReason { get; init; }
 
@@ -86,6 +89,13 @@ public sealed class TrainerHooks
 
     /// <summary>After every step, with the steps done (e.g. validation at chosen steps).</summary>
     public Action<int>? AfterStep { get; init; }
+
+    /// <summary>
+    /// After every step (and after <see cref="AfterStep"/>), with the steps done: true ends training there, e.g. when a
+    /// target validation loss is reached. <see cref="TrainingOutcome.StepsCompleted"/> then counts the steps taken;
+    /// stopping is not a divergence, and <see cref="TrainingOutcome.TailLoss"/> is NaN if no tail step was reached.
+    /// </summary>
+    public Func<int, bool>? Stop { get; init; }
 
     /// <summary>True when the logged steps need the update RMS (one parameter copy per logged step).</summary>
     public bool MeasureUpdate { get; init; }
@@ -121,6 +131,7 @@ public static class Trainer
         var log = new List<TrainingLogPoint>();
         double? initial = options.InitialLoss;
         string? divergence = null;
+        bool stopped = false;
         int steps = 0;
         var clock = Stopwatch.StartNew();
         for (int step = 0; step < total; step++)
@@ -155,17 +166,23 @@ public static class Trainer
                 if (divergence is not null) break;
             }
             hooks.AfterStep?.Invoke(steps);
+            if (steps < total && hooks.Stop?.Invoke(steps) == true)
+            {
+                stopped = true;
+                break;
+            }
         }
         parametrisation.Finish();
         clock.Stop();
         double tail = tailSum is not null && steps > tailStart ? tailSum.item<float>() / (steps - tailStart) : double.NaN;
         tailSum?.Dispose();
-        if (divergence is null && !double.IsFinite(tail)) divergence = $"training loss is {tail} over the last {total - tailStart} steps";
+        if (divergence is null && !double.IsFinite(tail) && !(stopped && steps <= tailStart)) divergence = $"training loss is {tail} over the last {total - tailStart} steps";
         return new TrainingOutcome
         {
             StepsCompleted = steps,
             InitialLoss = initial ?? double.NaN,
             Diverged = divergence is not null,
+            Stopped = stopped,
             DivergenceReason = divergence,
             TailLoss = tail,
             Log = log,
