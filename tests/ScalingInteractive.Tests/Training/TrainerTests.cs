@@ -108,6 +108,27 @@ public class TrainerTests : IDisposable
         Assert.Equal(2.0, healthy.TailLoss, 6);
     }
 
+    [Fact]
+    public void StopHookEndsTheRunAfterTheStepItFiresOnWithoutADivergence()
+    {
+        using var module = new ParameterHolder();
+        var w = module.parameters().Single();
+        var seen = new List<int>();
+        var hooks = new TrainerHooks { Loss = _ => (w * 0 + 2.0).sum(), Stop = steps => { seen.Add(steps); return steps == 4; } };
+        var early = Trainer.Train(new FullParametrisation(module), hooks, new TrainerOptions { Schedule = FitSchedule.Constant(0.1, 20) });
+        Assert.Equal(4, early.StepsCompleted);
+        Assert.True(early.Stopped);
+        Assert.False(early.Diverged); // stopped before the tail (the last 2 of 20 steps): TailLoss is NaN, not a divergence
+        Assert.True(double.IsNaN(early.TailLoss));
+        Assert.Equal([1, 2, 3, 4], seen);
+        // Never asked after the last planned step; a hook that never fires changes nothing.
+        var full = Trainer.Train(new FullParametrisation(module), new TrainerHooks { Loss = _ => (w * 0 + 2.0).sum(), Stop = steps => steps >= 10 },
+            new TrainerOptions { Schedule = FitSchedule.Constant(0.1, 10) });
+        Assert.False(full.Stopped);
+        Assert.Equal(10, full.StepsCompleted);
+        Assert.Equal(2.0, full.TailLoss, 6);
+    }
+
     private sealed class ParameterHolder : nn.Module
     {
         public ParameterHolder() : base("holder") => register_parameter("w", new TorchSharp.Modules.Parameter(zeros(1), true));
