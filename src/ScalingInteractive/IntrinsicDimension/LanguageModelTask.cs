@@ -13,7 +13,18 @@ namespace ScalingInteractive.IntrinsicDimension;
 /// <param name="ValidationBatches">Fixed validation batches (of the training batch size) for the metric.</param>
 /// <param name="ValidationBatchSize">Sequences per validation batch.</param>
 public sealed record LanguageModelTaskOptions(ProxyModelConfig Model, int PretrainSteps = 400, double PretrainLearningRate = 3e-3,
-    int SequenceLength = 64, int ValidationBatches = 4, int ValidationBatchSize = 32);
+    int SequenceLength = 64, int ValidationBatches = 4, int ValidationBatchSize = 32)
+{
+    /// <summary>
+    /// Pre-train only until the pre-training corpus's validation loss (<see cref="LanguageModelTask.PretrainValidationLoss"/>,
+    /// checked every <see cref="PretrainCheckEvery"/> steps) is at most this; <see cref="PretrainSteps"/> is then the cap.
+    /// Null (default): exactly <see cref="PretrainSteps"/> steps. Used to pre-train models of different sizes to one loss.
+    /// </summary>
+    public double? PretrainTargetLoss { get; init; }
+
+    /// <summary>Steps between validation checks of <see cref="PretrainTargetLoss"/>.</summary>
+    public int PretrainCheckEvery { get; init; } = 25;
+}
 
 /// <summary>
 /// Fine-tuning a proxy transformer on one corpus (e.g. tiny Shakespeare) after pretraining it on another (e.g. the
@@ -46,6 +57,9 @@ public sealed class LanguageModelTask : IIntrinsicTask
             throw new ArgumentException($"SequenceLength must be between 1 and the context length {options.Model.ContextLength} (got {options.SequenceLength}).", nameof(options));
         if (options.ValidationBatches < 1 || options.ValidationBatchSize < 1)
             throw new ArgumentException("ValidationBatches and ValidationBatchSize must be at least 1.", nameof(options));
+        if (options.PretrainCheckEvery < 1) throw new ArgumentException($"PretrainCheckEvery must be at least 1 (got {options.PretrainCheckEvery}).", nameof(options));
+        if (options.PretrainTargetLoss is { } goal && !(goal > 0 && double.IsFinite(goal)))
+            throw new ArgumentException($"PretrainTargetLoss must be a positive finite loss (got {goal}).", nameof(options));
         Name = name;
         Options = options;
         Device = device;
@@ -56,7 +70,22 @@ public sealed class LanguageModelTask : IIntrinsicTask
         if (options.PretrainSteps > 0)
         {
             using var model = new ProxyTransformer(options.Model, device, 0);
-            PretrainLoss = Pretrain(model, pretrainCorpus!, options, device, cancellationToken);
+            var check = new Random(20240602);
+            var held = Enumerable.Range(0, options.ValidationBatches)
+                .Select(_ => pretrainCorpus!.SampleBatch(true, options.ValidationBatchSize, options.SequenceLength, check, device)).ToList();
+            try
+            {
+                (PretrainLoss, PretrainStepsDone) = Pretrain(model, pretrainCorpus!, options, held, device, cancellationToken);
+                PretrainValidationLoss = ValidationLoss(model, held);
+            }
+            finally
+            {
+                foreach (var (i, t) in held)
+                {
+                    i.Dispose();
+                    t.Dispose();
+                }
+            }
             using var _ = no_grad();
             _pretrained = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         }
@@ -68,8 +97,15 @@ public sealed class LanguageModelTask : IIntrinsicTask
     /// <summary>The settings.</summary>
     public LanguageModelTaskOptions Options { get; }
 
-    /// <summary>Training loss at the end of pretraining (mean of the last 10% of steps), or null without pretraining.</summary>
+    /// <summary>Training loss at the end of pretraining (mean of the last 10% of steps), or null without pretraining
+    /// (NaN when a <see cref="LanguageModelTaskOptions.PretrainTargetLoss"/> stopped it before those steps).</summary>
     public double? PretrainLoss { get; }
+
+    /// <summary>Mean loss of the pre-trained model on fixed validation windows of the pre-training corpus, or null without pretraining.</summary>
+    public double? PretrainValidationLoss { get; }
+
+    /// <summary>Pre-training steps taken (fewer than <see cref="LanguageModelTaskOptions.PretrainSteps"/> when a target loss stopped it).</summary>
+    public int PretrainStepsDone { get; }
 
     /// <inheritdoc />
     public string MetricName => "validation next-token accuracy";
@@ -111,8 +147,23 @@ public sealed class LanguageModelTask : IIntrinsicTask
         return (double)correct / total;
     }
 
-    // Pre-training through the package's one trainer: constant rate, the probes' Adam, batches from Random(7).
-    private static double Pretrain(ProxyTransformer model, TextCorpus corpus, LanguageModelTaskOptions options, Device device, CancellationToken cancellationToken)
+    // Mean cross-entropy over fixed (input, target) windows.
+    private static double ValidationLoss(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches)
+    {
+        using var _ = no_grad();
+        double sum = 0;
+        foreach (var (input, target) in batches)
+        {
+            using var scope = NewDisposeScope();
+            sum += ProxyTransformer.CrossEntropy(model.forward(input), target).item<float>();
+        }
+        return sum / batches.Count;
+    }
+
+    // Pre-training through the package's one trainer: constant rate, the probes' Adam, batches from Random(7); with a
+    // target loss, the held-out windows are checked every PretrainCheckEvery steps and training stops once it is reached.
+    private static (double TailLoss, int Steps) Pretrain(ProxyTransformer model, TextCorpus corpus, LanguageModelTaskOptions options,
+        IReadOnlyList<(Tensor Input, Tensor Target)> held, Device device, CancellationToken cancellationToken)
     {
         var random = new Random(7);
         var hooks = new TrainerHooks
@@ -122,13 +173,17 @@ public sealed class LanguageModelTask : IIntrinsicTask
                 var (input, target) = corpus.SampleBatch(false, options.ValidationBatchSize, options.SequenceLength, random, device);
                 return ProxyTransformer.CrossEntropy(model.forward(input), target);
             },
+            StopAfter = options.PretrainTargetLoss is { } goal
+                ? steps => steps % options.PretrainCheckEvery == 0 && ValidationLoss(model, held) <= goal
+                : null,
         };
         var trainer = new TrainerOptions
         {
             Schedule = Fitting.LearningRateSchedule.Constant(options.PretrainLearningRate, options.PretrainSteps),
             Optimizer = TrainingOptions.Adam, LogEvery = Math.Max(1, options.PretrainSteps / 20),
         };
-        return Trainer.Train(new FullParametrisation(model), hooks, trainer, null, cancellationToken).TailLoss;
+        var outcome = Trainer.Train(new FullParametrisation(model), hooks, trainer, null, cancellationToken);
+        return (outcome.TailLoss, outcome.StepsCompleted);
     }
 
     /// <inheritdoc />

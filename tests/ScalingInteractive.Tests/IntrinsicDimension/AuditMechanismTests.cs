@@ -101,4 +101,34 @@ public class AuditMechanismTests(ITestOutputHelper output)
         output.WriteLine($"tasks {pretrained.Name} and {random.Name}: same model {random.Options.Model.Width}x{random.Options.Model.Depth}, sequence {random.Options.SequenceLength}, " +
                          $"validation {random.Options.ValidationBatches}x{random.Options.ValidationBatchSize}; accuracy of one model under both {random.Evaluate(probe):F4}");
     }
+
+    // Issue 10's compute control: a target loss stops pre-training at the first check that reaches it; the stopped
+    // model is the prefix of the longer run (same batches), and without a target the steps are exactly PretrainSteps.
+    [SharedDataFact]
+    public void PretrainingToATargetLossStopsAtTheFirstCheckThatReachesIt()
+    {
+        var corpus = TextCorpus.Synthetic(200_000, 0);
+        var model = new ProxyModelConfig { Width = 32, Depth = 1, Heads = 2, ContextLength = 32 };
+        var fixedSteps = new LanguageModelTaskOptions(model, 100, SequenceLength: 32);
+        using var full = new LanguageModelTask("full", corpus, corpus, fixedSteps, CPU);
+        Assert.Equal(100, full.PretrainStepsDone);
+        Assert.NotNull(full.PretrainValidationLoss);
+        // A target between the 20-step loss and the 100-step loss stops in between, at a multiple of the check interval.
+        using var short20 = new LanguageModelTask("s20", corpus, corpus, fixedSteps with { PretrainSteps = 20 }, CPU);
+        double goal = 0.5 * (short20.PretrainValidationLoss!.Value + full.PretrainValidationLoss!.Value);
+        using var stopped = new LanguageModelTask("stopped", corpus, corpus, fixedSteps with { PretrainTargetLoss = goal, PretrainCheckEvery = 10 }, CPU);
+        output.WriteLine($"validation loss after 20 steps {short20.PretrainValidationLoss:F3}, 100 steps {full.PretrainValidationLoss:F3}; " +
+                         $"target {goal:F3} reached after {stopped.PretrainStepsDone} steps (loss {stopped.PretrainValidationLoss:F3})");
+        Assert.InRange(stopped.PretrainStepsDone, 30, 100);
+        Assert.Equal(0, stopped.PretrainStepsDone % 10);
+        Assert.True(stopped.PretrainStepsDone == 100 || stopped.PretrainValidationLoss <= goal);
+        // The same run as a fixed-step pre-training of that length: the stop changes nothing but where training ends.
+        using var same = new LanguageModelTask("same", corpus, corpus, fixedSteps with { PretrainSteps = stopped.PretrainStepsDone }, CPU);
+        using var a = stopped.CreateModel(0);
+        using var b = same.CreateModel(0);
+        Assert.True(Flat(a).allclose(Flat(b), 1e-5, 1e-6));
+        // An unreachable target runs to the cap.
+        using var capped = new LanguageModelTask("capped", corpus, corpus, fixedSteps with { PretrainSteps = 30, PretrainTargetLoss = 1e-6 }, CPU);
+        Assert.Equal(30, capped.PretrainStepsDone);
+    }
 }
