@@ -93,6 +93,8 @@ public sealed class ProxiesBenchmark : IBenchmark
             set_num_threads(threads);
             output.WriteLine($"## torch threads {get_num_threads()}");
             double ceiling = MatmulCeiling(device, output);
+            // The same cores as `threads` independent single-thread matmuls at once: the ceiling the split ensembles face.
+            double parallelCeiling = threads > 1 ? ConcurrentMatmulCeiling(device, threads, output) : ceiling;
             foreach (int width in new[] { 32, 64, 128 })
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -124,13 +126,14 @@ public sealed class ProxiesBenchmark : IBenchmark
                 double flopsPerToken = 6.0 * sequential[0].Parameters + 6.0 * model.Depth * seq * width; // Kaplan et al. (2020)
                 double maxDiff = sequential.Zip(ensemble.Concat(split)).Max(p => Math.Abs(p.First.FinalLoss - p.Second.FinalLoss));
                 maxDiff = Math.Max(maxDiff, split.Count == 0 ? 0 : sequential.Zip(split).Max(p => Math.Abs(p.First.FinalLoss - p.Second.FinalLoss)));
-                string splitColumns = split.Count == 0 ? $"{"-",14}  {"-",6}  {"-",13}" : $"{splitTps,14:N0}  {splitTps / seqTps,5:F2}x  {100 * splitTps * flopsPerToken / ceiling,13:F1}%";
+                string splitColumns = split.Count == 0 ? $"{"-",11}  {"-",6}  {"-",15}  {"-",20}" : $"{splitTps,11:N0}  {splitTps / seqTps,5:F2}x  {100 * splitTps * flopsPerToken / ceiling,14:F1}%  {100 * splitTps * flopsPerToken / parallelCeiling,19:F1}%";
                 lines.Add($"{threads,7}  {width,5}  {seqTps,14:N0}  {ensTps,14:N0}  {ensTps / seqTps,5:F2}x  {100 * seqTps * flopsPerToken / ceiling,13:F1}%  {100 * ensTps * flopsPerToken / ceiling,13:F1}%  {splitColumns}  {ceiling / 1e9,10:F1}  {maxDiff,12:E1}");
                 output.WriteLine(lines[^1]);
             }
         }
         output.WriteLine();
-        output.WriteLine("threads  width  sequential tok/s  ensemble tok/s  ratio  seq % ceiling  ens % ceiling  split tok/s  ratio  split % ceiling  ceiling GFLOP/s  max |dL final|");
+        output.WriteLine("threads  width  sequential tok/s  ensemble tok/s  ratio  seq % ceiling  ens % ceiling  split tok/s  ratio  split % ceiling  split % par. ceiling  ceiling GFLOP/s  max |dL final|");
+        output.WriteLine("(ceiling: one matmul on `threads` LibTorch threads; par. ceiling: `threads` single-thread matmuls at once on their own threads)");
         output.WriteLine("(split: the ensemble dealt to `threads` sub-ensembles trained at once, each on one LibTorch thread; wall-clock throughput)");
         foreach (string line in lines) output.WriteLine(line);
         output.WriteLine($"# load average at end: {LoadAverage()}");
@@ -192,6 +195,31 @@ public sealed class ProxiesBenchmark : IBenchmark
             output.WriteLine($"  total: separate {separate / repeats:F2} ms, ensemble {together / repeats:F2} ms, ratio {separate / together:F2}x");
         }
         return 0;
+    }
+
+    /// <summary>FLOP/s of <paramref name="workers"/> 1024^3 single-thread matmuls running at once, one per thread.</summary>
+    private static double ConcurrentMatmulCeiling(Device device, int workers, TextWriter output)
+    {
+        int before = get_num_threads();
+        set_num_threads(1);
+        const int repeats = 20;
+        var ready = new Barrier(workers + 1);
+        var threads = Enumerable.Range(0, workers).Select(_ => new Thread(() =>
+        {
+            using var a = randn(1024, 1024, device: device);
+            using var b = randn(1024, 1024, device: device);
+            for (int i = 0; i < 3; i++) a.matmul(b).Dispose();
+            ready.SignalAndWait();
+            for (int i = 0; i < repeats; i++) a.matmul(b).Dispose();
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        ready.SignalAndWait();
+        var clock = Stopwatch.StartNew();
+        threads.ForEach(t => t.Join());
+        double flops = 2.0 * 1024 * 1024 * 1024 * repeats * workers / clock.Elapsed.TotalSeconds;
+        set_num_threads(before);
+        output.WriteLine($"{workers} single-thread 1024x1024 @ 1024x1024 matmuls at once: {flops / 1e9:F2} GFLOP/s (parallel ceiling)");
+        return flops;
     }
 
     private static string LoadAverage() =>
