@@ -76,7 +76,7 @@ public sealed class LanguageModelTask : IIntrinsicTask
             try
             {
                 (PretrainLoss, PretrainStepsDone) = Pretrain(model, pretrainCorpus!, options, held, device, cancellationToken);
-                PretrainValidationLoss = ValidationLoss(model, held);
+                PretrainValidationLoss = ProxyTransformer.MeanCrossEntropy(model, held);
             }
             finally
             {
@@ -147,18 +147,6 @@ public sealed class LanguageModelTask : IIntrinsicTask
         return (double)correct / total;
     }
 
-    // Mean cross-entropy over fixed (input, target) windows.
-    private static double ValidationLoss(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches)
-    {
-        using var _ = no_grad();
-        double sum = 0;
-        foreach (var (input, target) in batches)
-        {
-            using var scope = NewDisposeScope();
-            sum += ProxyTransformer.CrossEntropy(model.forward(input), target).item<float>();
-        }
-        return sum / batches.Count;
-    }
 
     // Pre-training through the package's one trainer: constant rate, the probes' Adam, batches from Random(7); with a
     // target loss, the held-out windows are checked every PretrainCheckEvery steps and training stops once it is reached.
@@ -174,7 +162,7 @@ public sealed class LanguageModelTask : IIntrinsicTask
                 return ProxyTransformer.CrossEntropy(model.forward(input), target);
             },
             StopAfter = options.PretrainTargetLoss is { } goal
-                ? steps => steps % options.PretrainCheckEvery == 0 && ValidationLoss(model, held) <= goal
+                ? steps => steps % options.PretrainCheckEvery == 0 && ProxyTransformer.MeanCrossEntropy(model, held) <= goal
                 : null,
         };
         var trainer = new TrainerOptions

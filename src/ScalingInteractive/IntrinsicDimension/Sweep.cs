@@ -92,34 +92,12 @@ public static class IntrinsicDimensionSweep
                 progress?.Report(done, $"{run.SeriesName} d={run.Dimension:N0} seed {run.Seed}: {run.Metric:F4}{(fromStore ? " (from store)" : "")}", best);
             }
         }
-        int workers = options.Workers ?? (task.Device.type == TorchSharp.DeviceType.CPU ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, TorchSharp.torch.get_num_threads())) : 1);
         // Each worker takes the next job; every finished run is appended to the store (GetOrRun) as it ends.
-        int next = -1;
-        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Exception? error = null;
-        void Work()
+        Workers.Run(jobs.Count, options.Workers ?? Workers.DefaultFor(task.Device), (i, _) =>
         {
-            try
-            {
-                for (int i = Interlocked.Increment(ref next); i < jobs.Count; i = Interlocked.Increment(ref next))
-                {
-                    failed.Token.ThrowIfCancellationRequested();
-                    var run = store.GetOrRun(jobs[i].Key, jobs[i].Train, out bool fromStore);
-                    Record(i, run, fromStore);
-                }
-            }
-            catch (Exception e)
-            {
-                lock (gate) if (error is null || error is OperationCanceledException) error = e;
-                failed.Cancel();
-            }
-        }
-        var threads = Enumerable.Range(1, Math.Min(workers, jobs.Count) - 1).Select(w => new Thread(Work) { IsBackground = true, Name = $"intrinsic-dimension worker {w}" }).ToList();
-        threads.ForEach(t => t.Start());
-        Work(); // the calling thread is worker 0
-        threads.ForEach(t => t.Join());
-        cancellationToken.ThrowIfCancellationRequested();
-        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+            var run = store.GetOrRun(jobs[i].Key, jobs[i].Train, out bool fromStore);
+            Record(i, run, fromStore);
+        }, cancellationToken);
         progress?.Complete($"{runs.Length} runs");
         return new IntrinsicDimensionReport(task.Name, task.MetricName, runs.Select(r => r!).ToList(), options.Fractions, options.Resamples);
     }

@@ -337,44 +337,22 @@ public static class LoraExperiment
             var jobs = methods.SelectMany(m => (m.Rank == 0 ? options.FullLearningRates : options.LoraLearningRates).Select(lr => (m.Rank, m.Rs, Lr: lr))).ToList();
             var trained = new LoraRunRecord[jobs.Count];
             var gate = new object();
-            int workers = Math.Min(jobs.Count, options.Workers ?? (device.type == TorchSharp.DeviceType.CPU ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, get_num_threads())) : 1));
-            int next = -1;
-            Exception? error = null;
-            using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            void Work()
+            Workers.Run(jobs.Count, options.Workers ?? Workers.DefaultFor(device), (i, token) =>
             {
-                try
+                var (rank, rs, lr) = jobs[i];
+                string method = MethodName(rank, rs);
+                string key = RunKeys.Of(new { kind = "target", rank, rs, lr });
+                trained[i] = store.GetOrRun(key, () =>
                 {
-                    for (int i = Interlocked.Increment(ref next); i < jobs.Count; i = Interlocked.Increment(ref next))
-                    {
-                        failed.Token.ThrowIfCancellationRequested();
-                        var (rank, rs, lr) = jobs[i];
-                        string method = MethodName(rank, rs);
-                        string key = RunKeys.Of(new { kind = "target", rank, rs, lr });
-                        trained[i] = store.GetOrRun(key, () =>
-                        {
-                            lock (gate) Report($"{method}, lr {lr:G3}");
-                            return FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, failed.Token) with { Key = key, Method = method };
-                        }, out _);
-                        lock (gate)
-                        {
-                            done++;
-                            Report($"{method}, lr {lr:G3} done");
-                        }
-                    }
-                }
-                catch (Exception e)
+                    lock (gate) Report($"{method}, lr {lr:G3}");
+                    return FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, token) with { Key = key, Method = method };
+                }, out _);
+                lock (gate)
                 {
-                    lock (gate) if (error is null || error is OperationCanceledException) error = e;
-                    failed.Cancel(); // the other workers stop at their next step
+                    done++;
+                    Report($"{method}, lr {lr:G3} done");
                 }
-            }
-            var threads = Enumerable.Range(1, workers - 1).Select(w => new Thread(Work) { IsBackground = true, Name = $"lora-experiment worker {w}" }).ToList();
-            threads.ForEach(t => t.Start());
-            Work(); // the calling thread is worker 0
-            threads.ForEach(t => t.Join());
-            cancellationToken.ThrowIfCancellationRequested();
-            if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+            }, cancellationToken);
             foreach (var record in trained) records[record.Key] = record;
             var result = new LoraExperimentResult(options, corpora.Pretrain.Name, corpora.Tasks.Select(t => t.Name).ToArray(), lossABefore,
                 records.Values.ToList(), []);
@@ -609,17 +587,8 @@ public static class LoraExperiment
         LogEvery = 50,
     };
 
-    private static double Evaluate(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches)
-    {
-        using var noGrad = no_grad();
-        double sum = 0;
-        foreach (var (x, y) in batches)
-        {
-            using var scope = NewDisposeScope();
-            sum += ProxyTransformer.CrossEntropy(model.forward(x), y).item<float>();
-        }
-        return sum / batches.Count;
-    }
+    private static double Evaluate(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches) =>
+        ProxyTransformer.MeanCrossEntropy(model, batches);
 
     private static LoraOptions Lora(LoraExperimentOptions options, int rank, bool rs) =>
         new() { Rank = rank, Alpha = options.Alpha, RankStabilized = rs, TargetPatterns = options.TargetPatterns };

@@ -65,36 +65,14 @@ public static class ProxyEnsembleTrainer
         // Round-robin: a sorted learning-rate grid puts its diverging (early-frozen) top rates in every share.
         var shares = Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, runs.Count).Where(i => i % workers == w).ToArray()).ToArray();
         var gate = new object();
-        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var threads = new List<Thread>();
         var results = new ProxyRunResult[runs.Count];
-        var errors = new Exception?[workers];
-        for (int w = 0; w < workers; w++)
+        Workers.Run(workers, workers, (worker, token) =>
         {
-            int worker = w;
             var share = shares[worker];
-            var thread = new Thread(() =>
-            {
-                try
-                {
-                    var trained = TrainTogether(share.Select(i => runs[i]).ToList(), corpus, device,
-                        onLog is null ? null : (member, metrics) => { lock (gate) onLog(share[member], metrics); }, failed.Token);
-                    for (int j = 0; j < share.Length; j++) results[share[j]] = trained[j];
-                }
-                catch (Exception e)
-                {
-                    errors[worker] = e;
-                    failed.Cancel(); // the other workers stop at their next step
-                }
-            }) { IsBackground = true, Name = $"proxy ensemble worker {worker}" };
-            threads.Add(thread);
-            thread.Start();
-        }
-        foreach (var thread in threads) thread.Join();
-        cancellationToken.ThrowIfCancellationRequested();
-        // The first real failure (a worker cancelled because another failed reports OperationCanceledException).
-        var error = errors.FirstOrDefault(e => e is not null and not OperationCanceledException) ?? errors.FirstOrDefault(e => e is not null);
-        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+            var trained = TrainTogether(share.Select(i => runs[i]).ToList(), corpus, device,
+                onLog is null ? null : (member, metrics) => { lock (gate) onLog(share[member], metrics); }, token);
+            for (int j = 0; j < share.Length; j++) results[share[j]] = trained[j];
+        }, cancellationToken);
         return results;
     }
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using TorchSharp;
 using ScalingInteractive.Commands;
 using ScalingInteractive.Runs;
 using static TorchSharp.torch;
@@ -188,7 +187,7 @@ public static class ProxySweep
         ArgumentNullException.ThrowIfNull(store);
         if (maxEnsembleSize < 1) throw new ArgumentException($"maxEnsembleSize must be at least 1; got {maxEnsembleSize}.", nameof(maxEnsembleSize));
         if (workers is < 1) throw new ArgumentException($"workers must be at least 1; got {workers}.", nameof(workers));
-        int threads = workers ?? DefaultWorkers(device);
+        int threads = workers ?? Workers.DefaultFor(device);
         var clock = Stopwatch.StartNew();
         // Ensembles: runs of one shape, in chunks of at most maxEnsembleSize, in the order they first appear.
         var group = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -219,17 +218,6 @@ public static class ProxySweep
         }, r => group.TryGetValue(r.Key, out int id) ? id : -1, progress, cancellationToken);
         progress?.Complete($"{runs.Count} runs in {clock.Elapsed.TotalSeconds:F0} s (finished runs are skipped on restart)");
         return records;
-    }
-
-    /// <summary>
-    /// Sub-ensembles to train at once by default: on a CPU, cores / LibTorch threads (at least 1), so that one LibTorch
-    /// thread per worker fills the cores (measured on 2 cores: small kernels split across 2 threads run far below 2x,
-    /// and stall when other processes share the cores); 1 on a GPU.
-    /// </summary>
-    public static int DefaultWorkers(Device device)
-    {
-        ArgumentNullException.ThrowIfNull(device);
-        return device.type == DeviceType.CPU ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, get_num_threads())) : 1;
     }
 }
 

@@ -109,6 +109,25 @@ public sealed class ProxyTransformer : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
+    /// Mean over fixed (input, target) batches of the next-token cross-entropy of <paramref name="model"/>, without
+    /// gradients: how every experiment measures a loss on held-out text.
+    /// </summary>
+    public static double MeanCrossEntropy(nn.Module<Tensor, Tensor> model, IReadOnlyList<(Tensor Input, Tensor Target)> batches)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(batches);
+        if (batches.Count == 0) throw new ArgumentException("At least one batch is needed.", nameof(batches));
+        using var noGrad = no_grad();
+        double sum = 0;
+        foreach (var (input, target) in batches)
+        {
+            using var scope = NewDisposeScope();
+            sum += CrossEntropy(model.forward(input), target).item<float>();
+        }
+        return sum / batches.Count;
+    }
+
+    /// <summary>
     /// Replaces the <see cref="Linear"/> projections whose name (<c>blocks.{i}.attn.qkv</c>, <c>blocks.{i}.attn.proj</c>,
     /// <c>blocks.{i}.mlp.fc</c>, <c>blocks.{i}.mlp.proj</c>, <c>head</c>) satisfies <paramref name="match"/> by
     /// <paramref name="wrap"/>(name, linear), which forward then uses: how adapters such as LoRA attach. A wrapper that

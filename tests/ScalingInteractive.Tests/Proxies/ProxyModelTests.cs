@@ -198,4 +198,26 @@ public class ProxyModelTests
         using var doubled = fresh.forward(tokens);
         Assert.True(doubled.allclose(before * 2, rtol: 1e-5, atol: 1e-6));
     }
+
+    // Logits that put probability p on the target and spread the rest evenly: cross-entropy -ln p, in closed form.
+    private sealed class KnownLogits(double targetProbability) : nn.Module<Tensor, Tensor>("known")
+    {
+        public override Tensor forward(Tensor tokens)
+        {
+            long v = 256;
+            double rest = (1 - targetProbability) / (v - 1);
+            var target = (tokens + 1).remainder(v); // the batches below target token + 1
+            return nn.functional.one_hot(target, v).to_type(ScalarType.Float32) * (Math.Log(targetProbability) - Math.Log(rest)) + Math.Log(rest);
+        }
+    }
+
+    [Fact]
+    public void MeanCrossEntropyIsTheClosedFormOnKnownLogits()
+    {
+        var input = randint(0, 256, [3, 5], dtype: ScalarType.Int64, generator: new Generator(1));
+        var batches = new List<(Tensor, Tensor)> { (input, (input + 1).remainder(256)), (input.flip(0), (input.flip(0) + 1).remainder(256)) };
+        Assert.Equal(-Math.Log(0.25), ProxyTransformer.MeanCrossEntropy(new KnownLogits(0.25), batches), 5);
+        Assert.Equal(-Math.Log(0.9), ProxyTransformer.MeanCrossEntropy(new KnownLogits(0.9), batches), 5);
+        Assert.Throws<ArgumentException>(() => ProxyTransformer.MeanCrossEntropy(new KnownLogits(0.5), []));
+    }
 }
