@@ -256,8 +256,13 @@ public static class SlurmSweeps
     {
         ArgumentNullException.ThrowIfNull(handle);
         var spec = handle.LoadSpec();
-        var store = spec.OpenStore(handle.StoreFolder);
+        // Task states and exit codes first, the store after: a task seen as ended has written its records before it
+        // ended, so they are in the store read next. (Read the other way round, a task ending between the two reads
+        // looked finished with its runs missing.)
         var queue = handle.Scheduler == "slurm" ? QueueStates(handle) : new Dictionary<(string, int), string>();
+        var exits = Enumerable.Range(0, handle.Shards).Select(shard => handle.Submissions.LastOrDefault(s => s.Tasks.Contains(shard)) is { } sub
+            ? ReadExit(handle.ExitPath(sub.JobId, shard)) : null).ToArray();
+        var store = spec.OpenStore(handle.StoreFolder);
         var tasks = new List<SweepTaskStatus>();
         for (int shard = 0; shard < handle.Shards; shard++)
         {
@@ -269,7 +274,7 @@ public static class SlurmSweeps
                 tasks.Add(new SweepTaskStatus(shard, null, handle.Scheduler == "local" ? "LOCAL" : "NOT SUBMITTED", null, done, keys.Count, null));
                 continue;
             }
-            int? exit = ReadExit(handle.ExitPath(submission.JobId, shard));
+            int? exit = exits[shard];
             string state = queue.TryGetValue((submission.JobId, shard), out string? q) ? q
                 : exit switch
                 {
