@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using TorchSharp;
@@ -166,7 +167,7 @@ public sealed class MnistData : IDisposable
         var order = Enumerable.Range(0, n).ToArray();
         new Random(splitSeed).Shuffle(order);
         using var scope = NewDisposeScope();
-        var all = tensor(images.Data, [n, 1, 28, 28]).to(ScalarType.Float32).div_(255f).sub_(PixelMean).div_(PixelStd);
+        var all = tensor(images.Data, [n, 1, 28, 28]).to(ScalarType.Float32).DividedByInPlace(255.0).MinusInPlace(PixelMean).DividedByInPlace(PixelStd);
         var y = tensor(labels.Data.Select(b => (long)b).ToArray());
         var trainIndex = tensor(order[..trainCount].Select(i => (long)i).ToArray());
         var validIndex = tensor(order[trainCount..(trainCount + validationCount)].Select(i => (long)i).ToArray());

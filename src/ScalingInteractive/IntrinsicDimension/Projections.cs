@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -150,8 +151,8 @@ public static class SubspaceProjection
                 using var v = y.view(rows, length / (2 * h), 2, h);
                 using var a = v.select(2, 0);
                 using var b = v.select(2, 1);
-                a.add_(b);
-                b.mul_(-2).add_(a);
+                a.PlusInPlace(b);
+                b.TimesInPlace(-2).PlusInPlace(a);
             }
         }
         using (y) return y.view(x.shape);
@@ -272,7 +273,7 @@ public sealed class SparseProjection : ISubspaceProjection
         using (var scope = NewDisposeScope())
         {
             // Stratum i covers rows [floor(i D / k), floor((i+1) D / k)): one uniform row in each keeps rows distinct.
-            var edges = floor(arange(0, k + 1, dtype: ScalarType.Float64) * fullDimension / k).to(ScalarType.Int64);
+            var edges = floor(TorchScalars.Arange(0, k + 1, dtype: ScalarType.Float64).Times(fullDimension).DividedBy(k)).to(ScalarType.Int64);
             var starts = edges[TensorIndex.Slice(0, k)].unsqueeze(0);
             var widths = (edges[TensorIndex.Slice(1, k + 1)] - edges[TensorIndex.Slice(0, k)]).to(ScalarType.Float64).unsqueeze(0);
             // Columns are drawn in chunks so the float64 temporaries stay small next to the stored tables.
@@ -282,7 +283,7 @@ public sealed class SparseProjection : ISubspaceProjection
                 using var inner = NewDisposeScope();
                 long n = Math.Min(chunk, d - first);
                 var u = rand([n, k], dtype: ScalarType.Float64, generator: generator);
-                var rows = (starts + floor(u * widths).to(ScalarType.Int64)).clamp(0, fullDimension - 1);
+                var rows = starts.Plus(floor(u * widths).to(ScalarType.Int64)).Clamp(0, fullDimension - 1);
                 var values = randn([n, k], generator: generator);
                 values.div_(values.norm(1, keepdim: true));
                 rowChunks.Add(rows.to(device).MoveToOuterDisposeScope());
@@ -316,7 +317,7 @@ public sealed class SparseProjection : ISubspaceProjection
         SubspaceProjection.CheckVector(z, SubspaceDimension, "z", nameof(z));
         using var scope = NewDisposeScope();
         var contributions = (_values * z.unsqueeze(1)).view(-1);
-        return zeros(FullDimension, dtype: z.dtype, device: Device).index_add_(0, _rows.view(-1), contributions, 1).MoveToOuterDisposeScope();
+        return zeros(FullDimension, dtype: z.dtype, device: Device).IndexAddInPlace(0, _rows.view(-1), contributions).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />
@@ -360,7 +361,7 @@ public sealed class FastfoodProjection : ISubspaceProjection
         for (long offset = 0; offset < d; offset += Length)
         {
             using var scope = NewDisposeScope();
-            var signs = (randint(0, 2, [Length], generator: generator) * 2 - 1).to(ScalarType.Float32);
+            var signs = randint(0, 2, [Length], generator: generator).Times(2).Minus(1).to(ScalarType.Float32);
             var permutation = randperm(Length, generator: generator);
             var inverse = argsort(permutation);
             var gaussian = randn([Length], generator: generator);
@@ -408,8 +409,8 @@ public sealed class FastfoodProjection : ISubspaceProjection
             var x = SubspaceProjection.WalshHadamard(padded * b.Signs);       // H B z
             x = x.index_select(0, b.Permutation) * b.Gaussian;               // G Pi H B z
             x = SubspaceProjection.WalshHadamard(x);                           // H G Pi H B z
-            var part = x.narrow(0, 0, FullDimension) * b.Scale;
-            sum = sum is null ? part : sum + part;
+            var part = x.narrow(0, 0, FullDimension).Times(b.Scale);
+            sum = sum is null ? part : sum.Plus(part);
         }
         return sum!.MoveToOuterDisposeScope();
     }
@@ -425,7 +426,7 @@ public sealed class FastfoodProjection : ISubspaceProjection
         foreach (var b in _blocks)
         {
             var x = (hg * b.Gaussian).index_select(0, b.InversePermutation);   // Pi^T G H S^T g
-            x = SubspaceProjection.WalshHadamard(x) * b.Signs * b.Scale;      // c B H Pi^T G H S^T g
+            x = (SubspaceProjection.WalshHadamard(x) * b.Signs).Times(b.Scale);      // c B H Pi^T G H S^T g
             parts.Add(x.narrow(0, 0, b.Width));
         }
         return (parts.Count == 1 ? parts[0] : cat(parts, 0)).MoveToOuterDisposeScope();
@@ -511,7 +512,7 @@ internal sealed class StackedProjection : ISubspaceProjection
     {
         SubspaceProjection.CheckVector(z, SubspaceDimension, "z", nameof(z));
         using var scope = NewDisposeScope();
-        return cat(_parts.Select((p, t) => p.Apply(z) * _scales[t]).ToList(), 0).MoveToOuterDisposeScope();
+        return cat(_parts.Select((p, t) => p.Apply(z).Times(_scales[t])).ToList(), 0).MoveToOuterDisposeScope();
     }
 
     public Tensor ApplyTranspose(Tensor g)
@@ -522,8 +523,8 @@ internal sealed class StackedProjection : ISubspaceProjection
         long offset = 0;
         for (int t = 0; t < _parts.Count; t++)
         {
-            var part = _parts[t].ApplyTranspose(g.narrow(0, offset, _parts[t].FullDimension)) * _scales[t];
-            sum = sum is null ? part : sum + part;
+            var part = _parts[t].ApplyTranspose(g.narrow(0, offset, _parts[t].FullDimension)).Times(_scales[t]);
+            sum = sum is null ? part : sum.Plus(part);
             offset += _parts[t].FullDimension;
         }
         return sum!.MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -57,7 +58,7 @@ public sealed class SubspaceModel : IDisposable
         {
             Lambdas = new Parameter(ones(tensors, device: device));
             using var scope = NewDisposeScope();
-            _tensorIndex = repeat_interleave(arange(tensors, dtype: ScalarType.Int64, device: device),
+            _tensorIndex = repeat_interleave(TorchScalars.Arange(tensors, device),
                 tensor(_sizes, device: device)).MoveToOuterDisposeScope();
         }
     }
@@ -110,7 +111,7 @@ public sealed class SubspaceModel : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var theta = _theta0 + Offset();
+        var theta = _theta0.Plus(Offset());
         long at = 0;
         for (int t = 0; t < Targets.Count; t++)
         {
@@ -142,7 +143,7 @@ public sealed class SubspaceModel : IDisposable
             {
                 var pz = Projection.Apply(Z.detach());
                 gz = Projection.ApplyTranspose(g * Lambdas.detach().index_select(0, _tensorIndex!));
-                gl = zeros(Targets.Count, device: Device).index_add_(0, _tensorIndex!, pz * g, 1);
+                gl = zeros(Targets.Count, device: Device).IndexAddInPlace(0, _tensorIndex!, pz * g);
             }
         }
         SetGradient(Z, gz);

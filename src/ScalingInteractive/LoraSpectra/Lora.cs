@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using System.Text.RegularExpressions;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -97,7 +98,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public bool Merged { get; private set; }
 
     /// <summary>The update scaling * B A (shape of the base weight).</summary>
-    public Tensor DeltaWeight() => lora_B.matmul(lora_A).mul(Options.Scaling);
+    public Tensor DeltaWeight() => lora_B.matmul(lora_A).Times(Options.Scaling);
 
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
@@ -105,7 +106,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         var y = base_layer.forward(input);
         if (Merged) return y;
         var x = dropout is null ? input : dropout.forward(input);
-        return y + nn.functional.linear(nn.functional.linear(x, lora_A), lora_B) * Options.Scaling;
+        return y.Plus(nn.functional.linear(nn.functional.linear(x, lora_A), lora_B).Times(Options.Scaling));
     }
 
     /// <summary>Folds the update into the base weight (inference without the extra matmuls).</summary>
@@ -114,7 +115,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (Merged) return;
         using var noGrad = no_grad();
         using var delta = DeltaWeight();
-        base_layer.weight!.add_(delta);
+        base_layer.weight!.PlusInPlace(delta);
         Merged = true;
     }
 
@@ -211,7 +212,7 @@ public sealed class LoraAttachment : IDisposable
     public long ModelParameterCount => Model.parameters().Sum(p => p.numel());
 
     /// <summary>The update s B A of one target.</summary>
-    public Tensor DeltaWeight(LoraTarget target) => target.B.matmul(target.A).mul(Options.Scaling);
+    public Tensor DeltaWeight(LoraTarget target) => target.B.matmul(target.A).Times(Options.Scaling);
 
     /// <summary>Writes W = W0 + s B A into every target layer; call before each forward pass.</summary>
     public void Sync()
@@ -221,7 +222,7 @@ public sealed class LoraAttachment : IDisposable
         foreach (var t in Targets)
         {
             using var scope = NewDisposeScope();
-            t.Layer.weight!.copy_(t.BaseWeight + DeltaWeight(t));
+            t.Layer.weight!.copy_(t.BaseWeight.Plus(DeltaWeight(t)));
         }
     }
 
@@ -235,8 +236,8 @@ public sealed class LoraAttachment : IDisposable
             var weight = t.Layer.weight!;
             using var g = weight.grad;
             if (g is null) continue;
-            var gradB = g.matmul(t.A.mT).mul(Options.Scaling);
-            var gradA = t.B.mT.matmul(g).mul(Options.Scaling);
+            var gradB = g.matmul(t.A.mT).Times(Options.Scaling);
+            var gradA = t.B.mT.matmul(g).Times(Options.Scaling);
             SetGrad(t.B, gradB);
             SetGrad(t.A, gradA);
             weight.grad!.zero_();
@@ -245,7 +246,7 @@ public sealed class LoraAttachment : IDisposable
 
     private static void SetGrad(Parameter p, Tensor value)
     {
-        if (p.grad is { } existing) { existing.add_(value); value.Dispose(); }
+        if (p.grad is { } existing) { existing.PlusInPlace(value); value.Dispose(); }
         else p.grad = value.MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using static TorchSharp.torch;
@@ -157,7 +158,7 @@ public sealed class PeftAdapter : IDisposable
         using var scope = NewDisposeScope();
         var a = File.ToTensor(module.ATensor, device);
         var b = File.ToTensor(module.BTensor, device);
-        var delta = b.matmul(a).mul(module.Scaling);
+        var delta = b.matmul(a).Times(module.Scaling);
         if (Config.FanInFanOut) delta = delta.mT.contiguous();
         return delta.MoveToOuterDisposeScope();
     }
@@ -189,7 +190,7 @@ public sealed class PeftAdapter : IDisposable
             using var delta = Delta(module, device ?? w0.device);
             if (!delta.shape.SequenceEqual(w0.shape))
                 throw new InvalidDataException($"Adapter module '{module.Module}' gives an update of shape [{string.Join(", ", delta.shape)}] but the base weight '{name}' is [{string.Join(", ", w0.shape)}].");
-            merged[name] = w0.to_type(ScalarType.Float32).to(delta.device) + delta;
+            merged[name] = w0.to_type(ScalarType.Float32).to(delta.device).Plus(delta);
         }
         return merged;
     }

@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -134,7 +135,7 @@ public static class Spectra
         var s = tuned.S.index_select(0, idx);
         var vh = tuned.Vh.index_select(0, idx);
         var part = (u * s.unsqueeze(0)).matmul(vh);
-        result.add_(part, alpha: lambda - 1);
+        result.PlusScaledInPlace(part, lambda - 1);
         return result;
     }
 

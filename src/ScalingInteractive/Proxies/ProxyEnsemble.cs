@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -176,7 +177,7 @@ public sealed class ProxyEnsembleModel : IDisposable
     {
         long k = x.shape[0], d = x.shape[^1];
         var normed = nn.functional.layer_norm(x, [d]).view(k, -1, d) * gain.unsqueeze(1);
-        if (bias is not null) normed = normed + bias.unsqueeze(1);
+        if (bias is not null) normed = normed.Plus(bias.unsqueeze(1));
         return normed.view(x.shape);
     }
 
@@ -193,25 +194,25 @@ public sealed class ProxyEnsembleModel : IDisposable
         if (shared) x = tok.index_select(1, tokens.reshape(-1));
         else
         {
-            using var offsets = arange(k, dtype: ScalarType.Int64, device: tokens.device).mul_(Config.VocabSize).view(k, 1, 1);
-            x = tok.reshape(k * Config.VocabSize, w).index_select(0, (tokens + offsets).reshape(-1)).view(k, n, w);
+            using var offsets = TorchScalars.Arange(k, tokens.device).TimesInPlace(Config.VocabSize).view(k, 1, 1);
+            x = tok.reshape(k * Config.VocabSize, w).index_select(0, tokens.Plus(offsets).reshape(-1)).view(k, n, w);
         }
-        x = (x.view(k, b, t, w) + P("pos_emb.weight").narrow(1, 0, t).unsqueeze(1)).view(k, n, w);
+        x = x.view(k, b, t, w).Plus(P("pos_emb.weight").narrow(1, 0, t).unsqueeze(1)).view(k, n, w);
         LastMaxAttentionLogits.Clear();
         LastActivationRms.Clear();
         for (int i = 0; i < Config.Depth; i++)
         {
             string pre = $"blocks.{i}.";
             var h = LayerNorm(x, P(pre + "ln_1.weight"), Optional(pre + "ln_1.bias"));
-            x = x + Attention(h, pre + "attn.", b, t);
+            x = x.Plus(Attention(h, pre + "attn.", b, t));
             h = LayerNorm(x, P(pre + "ln_2.weight"), Optional(pre + "ln_2.bias"));
             h = nn.functional.gelu(Linear(h, P(pre + "mlp.fc.weight"), Optional(pre + "mlp.fc.bias")));
-            x = x + Linear(h, P(pre + "mlp.proj.weight"), Optional(pre + "mlp.proj.bias"));
+            x = x.Plus(Linear(h, P(pre + "mlp.proj.weight"), Optional(pre + "mlp.proj.bias")));
             if (CaptureStatistics)
-                using (no_grad()) LastActivationRms.Add(x.detach().square().view(k, -1).mean([1]).sqrt());
+                using (no_grad()) LastActivationRms.Add(x.detach().Squared().view(k, -1).mean([1]).sqrt());
         }
         var logits = Linear(LayerNorm(x, P("ln_f.weight"), Optional("ln_f.bias")), P("head.weight"), Optional("head.bias"));
-        return _outputMultiplier == 1.0 ? logits : logits * _outputMultiplier;
+        return _outputMultiplier == 1.0 ? logits : logits.Times(_outputMultiplier);
     }
 
     private Tensor Attention(Tensor h, string pre, long b, long t)
@@ -229,11 +230,11 @@ public sealed class ProxyEnsembleModel : IDisposable
         if (CaptureStatistics)
             using (no_grad())
             {
-                var scores = q.detach().matmul(key.detach().transpose(-2, -1)).mul_(_scale);
+                var scores = q.detach().matmul(key.detach().transpose(-2, -1)).TimesInPlace(_scale);
                 using var future = ones(t, t, dtype: ScalarType.Bool, device: q.device).triu_(1);
-                LastMaxAttentionLogits.Add(scores.masked_fill_(future, double.NegativeInfinity).view(k, -1).amax([1]));
+                LastMaxAttentionLogits.Add(scores.MaskedFillInPlace(future, double.NegativeInfinity).view(k, -1).amax([1]));
             }
-        if (_queryFactor != 1.0) q = q * _queryFactor;
+        if (_queryFactor != 1.0) q = q.Times(_queryFactor);
         var y = nn.functional.scaled_dot_product_attention(q, key, v, is_casual: true); // [K*B, H, T, hd]
         y = y.transpose(1, 2).reshape(k, b * t, _heads * _headDim);
         return Linear(y, P(pre + "proj.weight"), Optional(pre + "proj.bias"));

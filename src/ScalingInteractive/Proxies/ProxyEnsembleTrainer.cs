@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ScalingInteractive.Core;
 using ScalingInteractive.Runs;
 using ScalingInteractive.Training;
 using static TorchSharp.torch;
@@ -146,22 +147,22 @@ public static class ProxyEnsembleTrainer
                 var zOn = active.Select(i => training[i].ZLoss ? training[i].ZLossCoefficient : 0.0).ToArray();
                 bool anyZ = zOn.Any(c => c > 0);
                 Tensor? logZ = anyZ || log ? logits.logsumexp(-1) : null; // [K, N]
-                var loss = anyZ ? crossEntropy + logZ!.square().mean([1]) * Vector(zOn, device) : crossEntropy;
+                var loss = anyZ ? crossEntropy.Plus(logZ!.Squared().mean([1]) * Vector(zOn, device)) : crossEntropy;
                 loss.sum().backward(); // members share no weights: each gets exactly its own loss's gradient
 
                 // Per-member clipping at each member's own global norm.
                 using var _ = no_grad();
                 var grad = model.GatherGradients();
-                var gradNorm = grad.square().sum([1]).sqrt(); // [K]
-                if (o.GradClip > 0) grad.mul_((o.GradClip / (gradNorm + 1e-6)).clamp_max(1.0).unsqueeze(1));
+                var gradNorm = grad.Squared().sum([1]).sqrt(); // [K]
+                if (o.GradClip > 0) grad.mul_(o.GradClip.Over(gradNorm.Plus(1e-6)).ClampMax(1.0).unsqueeze(1));
 
                 // AdamW over the flat [K, P] buffers: the same formulas as Training.AdamW, with per-member rates and decay.
                 int t = step + 1;
                 double bias1 = 1 - Math.Pow(o.Beta1, t), bias2 = 1 - Math.Pow(o.Beta2, t);
                 var lr = active.Select(i => rates[i][step]).ToArray();
-                m.mul_(o.Beta1).add_(grad, alpha: 1 - o.Beta1);
-                v.mul_(o.Beta2).addcmul_(grad, grad, value: 1 - o.Beta2);
-                var denominator = v.sqrt().div_(Math.Sqrt(bias2)).add_(o.Epsilon);
+                m.TimesInPlace(o.Beta1).PlusScaledInPlace(grad, 1 - o.Beta1);
+                v.TimesInPlace(o.Beta2).AddcmulInPlace(grad, grad, 1 - o.Beta2);
+                var denominator = v.sqrt().DividedByInPlace(Math.Sqrt(bias2)).PlusInPlace(o.Epsilon);
                 var flat = model.Flat;
                 Tensor? before = log ? flat.clone() : null;
                 if (active.Any(i => training[i].WeightDecay > 0))
@@ -169,11 +170,11 @@ public static class ProxyEnsembleTrainer
                     // coupled: theta *= 1 - c*lr*lambda; independent: theta *= 1 - (lr/eta)*lambda (c: muP multiplier).
                     var coupled = active.Select((i, j) => training[i].WeightDecayMode == WeightDecayMode.Coupled ? lr[j] * training[i].WeightDecay : 0.0).ToArray();
                     var independent = active.Select((i, j) => training[i].WeightDecayMode == WeightDecayMode.Independent ? lr[j] / training[i].LearningRate * training[i].WeightDecay : 0.0).ToArray();
-                    var decay = (Column(coupled, device) * model.ScaleRow + Column(independent, device)) * model.DecayRow;
-                    flat.mul_(decay.neg_().add_(1));
+                    var decay = (Column(coupled, device) * model.ScaleRow).Plus(Column(independent, device)) * model.DecayRow;
+                    flat.mul_(decay.neg_().PlusInPlace(1));
                 }
                 var stepSize = Column(lr.Select(r => r / bias1).ToArray(), device) * model.ScaleRow; // [K, P]
-                flat.addcdiv_(m * stepSize, denominator, value: -1);
+                flat.AddcdivInPlace(m * stepSize, denominator, -1);
                 int done = step + 1;
                 foreach (int i in active) stepsDone[i] = done;
 
@@ -182,8 +183,8 @@ public static class ProxyEnsembleTrainer
                     // One host synchronisation for every member's statistics: rows of a [S, K] matrix.
                     var rows = new List<Tensor>
                     {
-                        crossEntropy.detach(), logZ!.square().mean([1]), logZ.mean([1]), logits.detach().abs().view(k, -1).amax([1]),
-                        gradNorm, flat.square().sum([1]).div_(model.Size).sqrt_(), (flat - before!).pow_(2).sum([1]).div_(model.Size).sqrt_(),
+                        crossEntropy.detach(), logZ!.Squared().mean([1]), logZ!.mean([1]), logits.detach().abs().view(k, -1).amax([1]),
+                        gradNorm, flat.Squared().sum([1]).DividedByInPlace(model.Size).sqrt_(), (flat - before!).SquaredInPlace().sum([1]).DividedByInPlace(model.Size).sqrt_(),
                     };
                     rows.AddRange(model.LastMaxAttentionLogits);
                     rows.AddRange(model.LastActivationRms);

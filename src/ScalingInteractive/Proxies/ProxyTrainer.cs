@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using ScalingInteractive.Training;
 using static TorchSharp.torch;
 
@@ -69,7 +70,7 @@ public static class ProxyTrainer
                 logits = model.forward(input);
                 crossEntropy = ProxyTransformer.CrossEntropy(logits, target);
                 logZ = options.ZLoss || step.Log ? logits.logsumexp(-1) : null;
-                return options.ZLoss ? crossEntropy + ZLoss(logZ!, options.ZLossCoefficient) : crossEntropy;
+                return options.ZLoss ? crossEntropy.Plus(ZLoss(logZ!, options.ZLossCoefficient)) : crossEntropy;
             },
             OnLog = logged =>
             {
@@ -125,7 +126,7 @@ public static class ProxyTrainer
     }
 
     /// <summary>The z-loss: <paramref name="coefficient"/> * mean over tokens of log(Z)^2, from log Z per token.</summary>
-    public static Tensor ZLoss(Tensor logZ, double coefficient) => logZ.square().mean() * coefficient;
+    public static Tensor ZLoss(Tensor logZ, double coefficient) => logZ.Squared().mean().Times(coefficient);
 
     /// <summary>Mean cross-entropy over <see cref="ProxyTrainingOptions.ValidationBatches"/> fixed validation batches.</summary>
     public static double ValidationLoss(ProxyTransformer model, TextCorpus corpus, ProxyTrainingOptions options, Device device)
@@ -155,7 +156,7 @@ public static class ProxyTrainer
         var attention = model.LastMaxAttentionLogits;
         var activations = model.LastActivationRms;
         long count = named.Sum(p => p.Parameter.numel());
-        var parameterRms = (stack(named.Select(p => p.Parameter.detach().square().sum()).ToArray()).sum() / count).sqrt();
+        var parameterRms = stack(named.Select(p => p.Parameter.detach().Squared().sum()).ToArray()).sum().DividedBy(count).sqrt();
         var scalars = new List<Tensor>
         {
             crossEntropy.detach(), ZLoss(logZ.detach(), zCoefficient), logZ.detach().mean(), logits.detach().abs().max(),

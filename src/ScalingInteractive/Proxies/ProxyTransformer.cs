@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -72,15 +73,15 @@ public sealed class ProxyTransformer : nn.Module<Tensor, Tensor>
         if (tokens.dim() != 2) throw new ArgumentException($"tokens must have shape (batch, time); got {tokens.dim()} dimensions.", nameof(tokens));
         long t = tokens.shape[1];
         if (t > Config.ContextLength) throw new ArgumentException($"Sequence length {t} exceeds the context length {Config.ContextLength}.", nameof(tokens));
-        using var positions = arange(t, dtype: ScalarType.Int64, device: tokens.device);
-        var x = tok_emb.forward(tokens) + pos_emb.forward(positions);
+        using var positions = TorchScalars.Arange(t, tokens.device);
+        var x = tok_emb.forward(tokens).Plus(pos_emb.forward(positions));
         foreach (var block in blocks)
         {
             block.CaptureStatistics = CaptureStatistics;
             x = block.forward(x);
         }
         var logits = head.forward(ln_f.forward(x));
-        return _outputMultiplier == 1.0 ? logits : logits * _outputMultiplier;
+        return _outputMultiplier == 1.0 ? logits : logits.Times(_outputMultiplier);
     }
 
     /// <summary>
@@ -186,7 +187,7 @@ public sealed class ProxyTransformer : nn.Module<Tensor, Tensor>
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
-            else if (name.Contains("ln", StringComparison.Ordinal)) p.fill_(1.0); // layer-norm gains (ln_1, ln_2, ln_f, q_ln, k_ln)
+            else if (name.Contains("ln", StringComparison.Ordinal)) p.FillInPlace(1.0); // layer-norm gains (ln_1, ln_2, ln_f, q_ln, k_ln)
             else if (IsHiddenMatrix(name))
                 p.normal_(0, name.EndsWith(".proj.weight", StringComparison.Ordinal) ? residualStd : hiddenStd, generator);
             else p.normal_(0, Config.InitStd, generator);
@@ -230,12 +231,12 @@ public sealed class ProxyBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         attn.CaptureStatistics = CaptureStatistics;
-        x = x + attn.forward(ln_1.forward(x));
-        x = x + mlp.forward(ln_2.forward(x));
+        x = x.Plus(attn.forward(ln_1.forward(x)));
+        x = x.Plus(mlp.forward(ln_2.forward(x)));
         if (CaptureStatistics)
         {
             using var _ = no_grad();
-            LastOutputRms = x.detach().square().mean().sqrt();
+            LastOutputRms = x.detach().Squared().mean().sqrt();
         }
         return x;
     }
@@ -311,7 +312,7 @@ public sealed class ProxyAttention : nn.Module<Tensor, Tensor>
             k = k_ln.forward(k);
         }
         if (CaptureStatistics) LastMaxLogit = MaxLogit(q, k, t);
-        if (_queryFactor != 1.0) q = q * _queryFactor;
+        if (_queryFactor != 1.0) q = q.Times(_queryFactor);
         var y = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
         return proj.forward(y.transpose(1, 2).reshape(b, t, _heads * _headDim));
     }
@@ -319,9 +320,9 @@ public sealed class ProxyAttention : nn.Module<Tensor, Tensor>
     private Tensor MaxLogit(Tensor q, Tensor k, long t)
     {
         using var _ = no_grad();
-        var logits = q.detach().matmul(k.detach().transpose(-2, -1)).mul_(_scale);
+        var logits = q.detach().matmul(k.detach().transpose(-2, -1)).TimesInPlace(_scale);
         using var future = ones(t, t, dtype: ScalarType.Bool, device: q.device).triu_(1);
-        return logits.masked_fill_(future, double.NegativeInfinity).max();
+        return logits.MaskedFillInPlace(future, double.NegativeInfinity).max();
     }
 }
 

@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using ScalingInteractive.Proxies;
 using static TorchSharp.torch;
 
@@ -65,10 +66,10 @@ public sealed class AdamW : IDisposable
     public Tensor ClipGradients(double maxNorm)
     {
         var grads = _entries.Select(e => e.Parameter.grad).Where(g => g is not null).Select(g => g!).ToArray();
-        var norm = grads.Length == 0 ? zeros(1).sum() : stack(grads.Select(g => g.square().sum()).ToArray()).sum().sqrt();
+        var norm = grads.Length == 0 ? zeros(1).sum() : stack(grads.Select(g => g.Squared().sum()).ToArray()).sum().sqrt();
         if (maxNorm > 0)
         {
-            var factor = (maxNorm / (norm + 1e-6)).clamp_max(1.0);
+            var factor = maxNorm.Over(norm.Plus(1e-6)).ClampMax(1.0);
             foreach (var g in grads) g.mul_(factor);
         }
         return norm;
@@ -92,26 +93,26 @@ public sealed class AdamW : IDisposable
         {
             using var g = e.Parameter.grad;
             if (g is null) continue;
-            e.M.mul_(b1).add_(g, alpha: 1 - b1);
-            e.V.mul_(b2).addcmul_(g, g, value: 1 - b2);
+            e.M.TimesInPlace(b1).PlusScaledInPlace(g, 1 - b1);
+            e.V.TimesInPlace(b2).AddcmulInPlace(g, g, 1 - b2);
             // u = (m/bias1) / (sqrt(v/bias2) + eps), applied with one fused addcdiv (one temporary per parameter).
-            using var denominator = e.V.sqrt().div_(Math.Sqrt(bias2)).add_(_options.Epsilon);
+            using var denominator = e.V.sqrt().DividedByInPlace(Math.Sqrt(bias2)).PlusInPlace(_options.Epsilon);
             double lr = learningRate * e.Scale;
             Tensor? before = measureUpdate ? e.Parameter.detach().clone() : null;
             if (e.Decay && _options.WeightDecay > 0)
             {
                 double decay = _options.WeightDecayMode == WeightDecayMode.Coupled ? lr * _options.WeightDecay : scheduleFactor * _options.WeightDecay;
-                e.Parameter.mul_(1 - decay);
+                e.Parameter.TimesInPlace(1 - decay);
             }
-            e.Parameter.addcdiv_(e.M, denominator, value: -lr / bias1);
+            e.Parameter.AddcdivInPlace(e.M, denominator, -lr / bias1);
             if (before is not null)
             {
-                squares!.Add((e.Parameter - before).pow_(2).sum());
+                squares!.Add((e.Parameter - before).SquaredInPlace().sum());
                 count += e.Parameter.numel();
                 before.Dispose();
             }
         }
-        return squares is null || count == 0 ? null : (stack(squares.ToArray()).sum() / count).sqrt_();
+        return squares is null || count == 0 ? null : stack(squares.ToArray()).sum().DividedBy(count).sqrt_();
     }
 
     /// <summary>Sets every gradient to zero.</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ScalingInteractive.Commands;
+using ScalingInteractive.Core;
 using static TorchSharp.torch;
 using FitSchedule = ScalingInteractive.Fitting.LearningRateSchedule;
 
@@ -157,7 +158,7 @@ public static class Trainer
                 using (no_grad())
                 {
                     tailSum ??= zeros(1, dtype: ScalarType.Float32, device: loss.device).DetachFromDisposeScope();
-                    tailSum.add_(loss.detach().to_type(ScalarType.Float32));
+                    tailSum.PlusInPlace(loss.detach().to_type(ScalarType.Float32));
                 }
 
             if (logged)
