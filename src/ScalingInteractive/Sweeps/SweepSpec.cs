@@ -120,6 +120,23 @@ public sealed record SweepSpec
         if (Kind != ProxySweep.StoreKind) throw new InvalidDataException($"Sweep spec kind '{Kind}' is not supported; accepted: {ProxySweep.StoreKind}.");
         if (Runs.Count == 0) throw new InvalidDataException("The sweep spec has no runs.");
         if (Threads < 0) throw new InvalidDataException($"threads must be 0 or more; got {Threads}.");
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < Runs.Count; i++)
+        {
+            var run = Runs[i] ?? throw new InvalidDataException($"Run {i} of the sweep spec is empty.");
+            try
+            {
+                run.Model.Validate();
+                run.Training.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"Run {i} of the sweep spec ({run.Experiment}, {run.Setting}) is not valid: {e.Message}");
+            }
+            if (seen.TryGetValue(run.Key, out int first))
+                throw new InvalidDataException($"Runs {first} and {i} of the sweep spec have the same key {run.Key} (the same configuration twice); a sweep runs each configuration once.");
+            seen[run.Key] = i;
+        }
         return this;
     }
 
@@ -180,7 +197,11 @@ public sealed record SweepSpec
         return Parse(File.ReadAllText(path), path);
     }
 
-    /// <summary>Parses spec JSON (<paramref name="origin"/> names it in messages).</summary>
+    /// <summary>
+    /// Parses spec JSON (<paramref name="origin"/> names it in messages). Every run must carry the key of its
+    /// configuration (an edited run no longer matches it) and appear once; a field of the wrong type is named in an
+    /// <see cref="InvalidDataException"/>, like every other problem, so the worker exits with a message, not a trace.
+    /// </summary>
     public static SweepSpec Parse(string json, string origin = "spec")
     {
         JsonObject root;
@@ -188,23 +209,53 @@ public sealed record SweepSpec
         catch (JsonException e) { throw new InvalidDataException($"Sweep spec '{origin}' is not valid JSON: {e.Message}"); }
         var runs = new List<ProxyRunSpec>();
         if (root["runs"] is not JsonArray array) throw new InvalidDataException($"Sweep spec '{origin}' has no \"runs\" list.");
+        var positions = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (node, i) in array.Select((n, i) => (n, i)))
         {
-            var run = node.Deserialize<ProxyRunSpec>(RunStore.JsonOptions) ?? throw new InvalidDataException($"Sweep spec '{origin}': run {i} is empty.");
-            string? stored = node?["key"]?.GetValue<string>();
-            if (stored is not null && stored != run.Key)
-                throw new InvalidDataException($"Sweep spec '{origin}': run {i} has key {stored} but its configuration gives {run.Key}; the spec was edited or written by another version.");
-            runs.Add(run);
+            if (node is not JsonObject run) throw new InvalidDataException($"Sweep spec '{origin}': run {i} is not a JSON object.");
+            if (run["key"] is not JsonValue keyValue || keyValue.GetValueKind() != JsonValueKind.String)
+                throw new InvalidDataException($"Sweep spec '{origin}': run {i} has no string \"key\". Every run carries the key of its configuration, " +
+                                               "checked on load so that an edited run is caught; write specs with SweepSpec.Save or #!sweep-submit.");
+            string stored = keyValue.GetValue<string>();
+            var parsed = Read(() => run.Deserialize<ProxyRunSpec>(RunStore.JsonOptions), origin, $"run {i}")
+                ?? throw new InvalidDataException($"Sweep spec '{origin}': run {i} is empty.");
+            string key = Read(() => parsed.Key, origin, $"run {i}");
+            if (stored != key)
+                throw new InvalidDataException($"Sweep spec '{origin}': run {i} has key {stored} but its configuration gives {key}; the spec was edited or written by another version.");
+            if (positions.TryGetValue(key, out int first))
+                throw new InvalidDataException($"Sweep spec '{origin}': runs {first} and {i} have the same key {key} (the same configuration twice); a sweep runs each configuration once.");
+            positions[key] = i;
+            runs.Add(parsed);
         }
         return new SweepSpec
         {
-            Format = root["format"]?.GetValue<int>() ?? 0,
-            Kind = root["kind"]?.GetValue<string>() ?? "",
-            Name = root["name"]?.GetValue<string>() ?? "sweep",
-            Device = root["device"]?.GetValue<string>() ?? "cpu",
-            Threads = root["threads"]?.GetValue<int>() ?? 1,
-            Corpus = root["corpus"]?.Deserialize<SweepCorpus>(RunStore.JsonOptions) ?? new SweepCorpus(),
+            Format = Field(root, "format", 0, origin),
+            Kind = Field(root, "kind", "", origin),
+            Name = Field(root, "name", "sweep", origin),
+            Device = Field(root, "device", "cpu", origin),
+            Threads = Field(root, "threads", 1, origin),
+            Corpus = Read(() => root["corpus"]?.Deserialize<SweepCorpus>(RunStore.JsonOptions), origin, "corpus") ?? new SweepCorpus(),
             Runs = runs,
         }.Validate();
+    }
+
+    // A top-level field of the expected JSON type, or the default when absent.
+    private static T Field<T>(JsonObject root, string name, T fallback, string origin)
+    {
+        var node = root[name];
+        if (node is null) return fallback;
+        if (node is JsonValue value && value.TryGetValue(out T? typed) && typed is not null) return typed;
+        string expected = typeof(T) == typeof(string) ? "a string" : "a whole number";
+        throw new InvalidDataException($"Sweep spec '{origin}': \"{name}\" must be {expected}; got {node.ToJsonString()}.");
+    }
+
+    // Deserialisation errors (a wrong-typed or malformed field) as an InvalidDataException naming the part and the path.
+    private static T Read<T>(Func<T> read, string origin, string part)
+    {
+        try { return read(); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NotSupportedException)
+        {
+            throw new InvalidDataException($"Sweep spec '{origin}': {part} cannot be read: {e.Message}");
+        }
     }
 }

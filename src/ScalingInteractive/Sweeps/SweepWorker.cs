@@ -54,10 +54,8 @@ public static class SweepWorker
     {
         output ??= Console.Out;
         error ??= Console.Error;
-        using var cancellation = new CancellationTokenSource();
         // scancel and Kubernetes send SIGTERM first: stop between steps so the run in progress leaves no record.
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cancellation.Cancel(); });
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cancellation.Cancel(); });
+        using var cancellation = new SignalCancellation();
         WorkerArguments parsed;
         SweepSpec spec;
         try
@@ -98,6 +96,49 @@ public static class SweepWorker
         {
             error.WriteLine($"{prefix} failed: {e}");
             return 1;
+        }
+    }
+
+    /// <summary>
+    /// A token cancelled by SIGTERM or SIGINT. A signal can arrive while the worker is ending (a task log showed
+    /// ObjectDisposedException from a handler that cancelled a disposed source): the handler and Dispose share a lock,
+    /// and a signal after Dispose is ignored.
+    /// </summary>
+    internal sealed class SignalCancellation : IDisposable
+    {
+        private readonly CancellationTokenSource _source = new();
+        private readonly PosixSignalRegistration[] _registrations;
+        private readonly object _gate = new();
+        private bool _disposed;
+
+        public SignalCancellation()
+        {
+            _registrations =
+            [
+                PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal),
+                PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal),
+            ];
+        }
+
+        public CancellationToken Token => _source.Token;
+
+        /// <summary>What the handler does: keep the process alive (the loop stops between steps) and cancel.</summary>
+        internal void OnSignal(PosixSignalContext? context)
+        {
+            if (context is not null) context.Cancel = true;
+            lock (_gate)
+                if (!_disposed) _source.Cancel();
+        }
+
+        public void Dispose()
+        {
+            foreach (var registration in _registrations) registration.Dispose();
+            lock (_gate)
+            {
+                if (_disposed) return;
+                _disposed = true;
+                _source.Dispose();
+            }
         }
     }
 
