@@ -29,6 +29,30 @@ public sealed class SharedDataFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A skippable fact (it may call <c>Skip.If</c>) that also needs ../shared/data.</summary>
+public sealed class SharedDataSkippableFactAttribute : SkippableFactAttribute
+{
+    public SharedDataSkippableFactAttribute()
+    {
+        if (!Directory.Exists(RepoPaths.SharedData)) Skip = $"needs the test data folder {RepoPaths.SharedData} (../shared/data beside the repository)";
+    }
+}
+
+/// <summary>
+/// What a test needs from the machine besides the build: reported as skipped with the reason where it is missing, except
+/// in CI (CI=true), where .ci/run installs and starts it, so a missing one fails the test.
+/// </summary>
+public static class Needs
+{
+    /// <summary>Skips (or fails in CI) when <paramref name="missing"/> says why <paramref name="what"/> cannot be used.</summary>
+    public static void Tool(string what, string? missing, string remedy)
+    {
+        if (missing is null) return;
+        Assert.False(Environment.GetEnvironmentVariable("CI") == "true", $"{what} is required in CI (.ci/run provides it): {missing}");
+        Skip.If(true, $"{what} is not available here ({missing}); {remedy}. In CI the test fails instead.");
+    }
+}
+
 /// <summary>A theory that needs ../shared/data: skipped with a note where the folder is absent.</summary>
 public sealed class SharedDataTheoryAttribute : TheoryAttribute
 {

@@ -53,10 +53,10 @@ public class ProxyCommandTests : IDisposable
         Assert.Contains(message, CommandCatalog.UserErrorMessage(error) ?? error.ToString());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task CudaWithoutGpuIsAClearMessage()
     {
-        if (TorchSharp.torch.cuda.is_available()) return;
+        Skip.If(TorchSharp.torch.cuda.is_available(), "checks the message on a machine without CUDA; this one has a GPU");
         var error = await Assert.ThrowsAnyAsync<Exception>(() => CommandCatalog.InvokeAsync("#!proxy-train --width 16 --head-dim 8 --steps 2 --device cuda", new TestHost()));
         Assert.Contains("CUDA is not available", CommandCatalog.UserErrorMessage(error));
     }

@@ -25,10 +25,10 @@ public class SlurmSweepTests(ITestOutputHelper output) : IDisposable
 
     private SlurmOptions Options(int shards = 3) => new() { Shards = shards, CpusPerTask = 1, Time = "00:10:00", Worker = SweepFixtures.WorkerDll };
 
-    [Fact]
+    [SkippableFact]
     public async Task Twelve_runs_as_a_three_task_array_give_the_keys_and_final_losses_of_a_local_run()
     {
-        if (SweepFixtures.SlurmMissing(output) is not null) return;
+        SweepFixtures.RequireSlurm();
         var spec = SweepFixtures.TwelveRuns("array12");
 
         var clock = Stopwatch.StartNew();
@@ -67,10 +67,10 @@ public class SlurmSweepTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(handle.Submissions.Single().JobId, SweepHandle.Load(handle.Folder).JobId);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_cancelled_task_is_resubmitted_alone_and_nothing_is_lost_or_duplicated()
     {
-        if (SweepFixtures.SlurmMissing(output) is not null) return;
+        SweepFixtures.RequireSlurm();
         var spec = SweepFixtures.TwelveRuns("cancel12", steps: 400);
         var handle = SlurmSweeps.Submit(spec, Options(), Path.Combine(_dir, "slurm"));
         var clock = Stopwatch.StartNew();

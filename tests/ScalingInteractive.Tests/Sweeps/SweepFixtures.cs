@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using ScalingInteractive.Proxies;
 using ScalingInteractive.Sweeps;
-using Xunit.Abstractions;
 
 namespace ScalingInteractive.Tests.Sweeps;
 
@@ -44,17 +43,11 @@ internal static class SweepFixtures
     }
 
     /// <summary>
-    /// Null when the real Slurm can be used; otherwise the note to print (outside CI the test then passes with it). In
-    /// CI (CI=true) a missing cluster fails: .ci/run starts one with .ci/start-slurm.sh.
+    /// Returns when the real Slurm can be used. Otherwise the test is reported as skipped with the reason (outside CI),
+    /// or fails (CI=true: .ci/run starts a cluster with .ci/start-slurm.sh, so a missing one is a broken CI).
     /// </summary>
-    public static string? SlurmMissing(ITestOutputHelper output)
-    {
-        string? reason = SlurmSweeps.Unavailable();
-        if (reason is null) return null;
-        Assert.False(Environment.GetEnvironmentVariable("CI") == "true", "Slurm is required in CI (.ci/run starts it with .ci/start-slurm.sh): " + reason);
-        output.WriteLine("SKIPPED (no Slurm here, outside CI): " + reason);
-        return reason;
-    }
+    public static void RequireSlurm() =>
+        Needs.Tool("Slurm", SlurmSweeps.Unavailable(), "start one with .ci/start-slurm.sh (as root)");
 
     /// <summary>A status with a failed task and a torn store line, for the display tests.</summary>
     public static SweepStatus StatusSample() => new(
