@@ -55,6 +55,13 @@ public sealed record RunnerSettings
     /// </summary>
     public string? PackageFeed { get; init; }
 
+    /// <summary>
+    /// With a <see cref="PackageFeed"/>: give each kernel its own NuGet packages folder in which only ScalingInteractive is
+    /// extracted afresh (from the feed) and every other package is linked from the shared one, so concurrent runs of
+    /// different builds never load or delete each other's copy (default true).
+    /// </summary>
+    public bool IsolatePackages { get; init; } = true;
+
     /// <summary>The folder with <c>.config/dotnet-tools.json</c> pinning the kernel tool; null: a global dotnet-interactive.</summary>
     public string? ToolManifestDirectory { get; init; }
 
@@ -113,13 +120,17 @@ public sealed class NotebookRunner(RunnerSettings settings, TextWriter log)
         }
     }
 
-    /// <summary>The code of the parameters cell the runner injects (null when there is nothing to inject).</summary>
-    public string? ParametersCell()
+    /// <summary>
+    /// The code of the parameters cell the runner injects (null when there is nothing to inject). <paramref name="feedCopy"/>:
+    /// this kernel's private copy of the feed, injected in place of <see cref="RunnerSettings.PackageFeed"/>.
+    /// </summary>
+    public string? ParametersCell(string? feedCopy = null)
     {
         if (settings.PackageFeed is null) return null;
-        return "// Parameters injected by ScalingInteractive.Runner: the package feed built with this runner" +
+        string source = feedCopy is null ? "the package feed built with this runner" : $"this kernel's copy of the package feed {settings.PackageFeed}";
+        return $"// Parameters injected by ScalingInteractive.Runner: {source}" +
                $" (quick mode: {(settings.Quick ? "on" : "off")}, data: {settings.DataDirectory ?? "default"}).\n" +
-               $"#i \"nuget: {settings.PackageFeed}\"";
+               $"#i \"nuget: {feedCopy ?? settings.PackageFeed}\"";
     }
 
     /// <summary>Runs one notebook in a fresh kernel.</summary>
@@ -143,6 +154,10 @@ public sealed class NotebookRunner(RunnerSettings settings, TextWriter log)
             ["SCALING_INTERACTIVE_QUICK"] = settings.Quick ? "1" : "0",
         };
         if (settings.DataDirectory is not null) environment["SCALING_INTERACTIVE_DATA"] = Path.GetFullPath(settings.DataDirectory);
+        // The feed's package, extracted for this kernel alone (see IsolatedPackagesFolder); disposed after the kernel exits.
+        using var packages = settings.PackageFeed is not null && settings.IsolatePackages && !environment.ContainsKey("NUGET_PACKAGES")
+            ? IsolatedPackagesFolder.Create(settings.PackageFeed) : null;
+        if (packages is not null) environment["NUGET_PACKAGES"] = packages.PackagesPath;
 
         KernelClient kernel;
         try
@@ -164,7 +179,7 @@ public sealed class NotebookRunner(RunnerSettings settings, TextWriter log)
         await using (kernel)
         {
             var plan = new List<(string Kernel, string Source, bool Injected)>();
-            if (ParametersCell() is { } parameters) plan.Add(("csharp", parameters, true));
+            if (ParametersCell(packages?.FeedPath) is { } parameters) plan.Add(("csharp", parameters, true));
             plan.AddRange(document.Elements.Select(e => (e.KernelName ?? "csharp", e.Contents, false)));
             bool failed = false;
             int runnable = plan.Count(p => p.Kernel != "markdown");

@@ -82,8 +82,6 @@ if (feed is not null)
 {
     if (!Directory.Exists(feed)) { Console.Error.WriteLine($"--feed '{feed}' is not an existing folder."); return 2; }
     feed = Path.GetFullPath(feed);
-    foreach (string version in PackageFeed.RefreshExtractedCopies(feed))
-        Console.WriteLine($"Removed the stale extracted copy of ScalingInteractive {version} from the NuGet cache: the kernel loads the package just built.");
 }
 string? toolDir = PackageFeed.FindToolManifestDirectory();
 if (toolDir is not null)

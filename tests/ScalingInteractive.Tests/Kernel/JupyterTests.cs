@@ -20,6 +20,7 @@ public class JupyterTests
         Needs.Tool("Jupyter", !File.Exists(Jupyter) || !File.Exists("/usr/bin/jupyter-nbconvert") ? "Debian's jupyter-nbconvert is not installed" : null,
             "apt-get install jupyter-nbconvert python3-jupyter-client python3-nbformat python3-ipykernel");
         string home = Directory.CreateTempSubdirectory("si-jupyter-home-").FullName;
+        using var packages = IsolatedPackagesFolder.Create();
         string output = Path.Combine(home, "executed");
         try
         {
@@ -38,7 +39,7 @@ public class JupyterTests
             var environment = new Dictionary<string, string>
             {
                 ["HOME"] = home,
-                ["NUGET_PACKAGES"] = PackageFeed.GlobalPackagesFolder, // packages already restored here
+                ["NUGET_PACKAGES"] = packages.PackagesPath, // packages already restored, linked; ScalingInteractive extracted here alone
                 ["PATH"] = "/usr/bin:" + Environment.GetEnvironmentVariable("PATH"), // Debian's python3 before any other
                 ["SCALING_INTERACTIVE_QUICK"] = "1",
                 ["SCALING_INTERACTIVE_DATA"] = RepoPaths.SharedData,

@@ -12,7 +12,6 @@ internal static class RealKernel
     {
         string feed = PackageFeed.BuiltFeed
             ?? throw new InvalidOperationException("The runner's build did not pack ScalingInteractive into artifacts/feed (build the solution first).");
-        PackageFeed.RefreshExtractedCopies(feed);
         using var restore = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("dotnet", "tool restore")
         {
             WorkingDirectory = RepoPaths.Root, RedirectStandardOutput = true, RedirectStandardError = true,
@@ -22,7 +21,7 @@ internal static class RealKernel
         return feed;
     });
 
-    /// <summary>The feed with the package built with these tests (stale NuGet-cache copies removed once per process).</summary>
+    /// <summary>The feed with the package built with these tests (each kernel extracts it into its own packages folder).</summary>
     public static string Feed => PreparedFeed.Value;
 
     public static RunnerSettings Settings(bool quick = true, IReadOnlyDictionary<string, string>? environment = null) => new()
