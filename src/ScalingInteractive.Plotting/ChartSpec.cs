@@ -30,15 +30,16 @@ internal sealed record TraceSpec(
 
 internal static class ChartSpecJson
 {
-    /// <summary>Diverged runs produce NaN and infinities; they must survive the trip.</summary>
-    public static JsonSerializerOptions Options { get; } = new()
-    {
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-
-    public static string Serialize(ChartSpec spec) => JsonSerializer.Serialize(spec, Options);
+    public static string Serialize(ChartSpec spec) => JsonSerializer.Serialize(spec, ChartSpecContext.Default.ChartSpec);
 
     public static ChartSpec Deserialize(string json) =>
-        JsonSerializer.Deserialize<ChartSpec>(json, Options) ?? throw new ArgumentException("The chart spec is JSON null.", nameof(json));
+        JsonSerializer.Deserialize(json, ChartSpecContext.Default.ChartSpec) ?? throw new ArgumentException("The chart spec is JSON null.", nameof(json));
 }
+
+/// <summary>
+/// Source-generated metadata (reflection-based serialisation is off in C# file-based apps and native AOT). Diverged runs
+/// produce NaN and infinities; they must survive the trip.
+/// </summary>
+[JsonSourceGenerationOptions(NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ChartSpec))]
+internal sealed partial class ChartSpecContext : JsonSerializerContext;

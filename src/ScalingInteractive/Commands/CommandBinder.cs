@@ -2,6 +2,8 @@ using System.Collections;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace ScalingInteractive.Commands;
 
@@ -108,7 +110,7 @@ public static class CommandBinder
         {
             null => null,
             string text => text,
-            IEnumerable list => JsonSerializer.Serialize(list.Cast<object?>()),
+            IEnumerable list => ListJson(list),
             var other => CommandLineParser.VariableText(other),
         };
     }
@@ -177,7 +179,7 @@ public static class CommandBinder
         try
         {
             // The kernel binds non-string values through System.Text.Json; do the same so both accept the same lines.
-            return JsonSerializer.Deserialize(text, parameter.Type, JsonOptions)
+            return JsonSerializer.Deserialize(text, CommandJson.Default.GetTypeInfo(parameter.Type)!)
                 ?? throw new JsonException("null");
         }
         catch (JsonException)
@@ -205,7 +207,7 @@ public static class CommandBinder
     {
         null => "null",
         string s => s,
-        IEnumerable e => JsonSerializer.Serialize(e),
+        IEnumerable e => ListJson(e),
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "",
     };
@@ -213,5 +215,32 @@ public static class CommandBinder
     private static string ListParameters(MagicCommand command) =>
         command.Parameters.Length == 0 ? "(none)" : string.Join(", ", command.Parameters.Select(p => p.Name));
 
-    private static readonly JsonSerializerOptions JsonOptions = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict };
+    /// <summary>A list of numbers, strings or flags as a JSON array (no reflection: file-based apps turn it off).</summary>
+    internal static string ListJson(IEnumerable values) =>
+        new JsonArray(values.Cast<object?>().Select(v => v switch
+        {
+            null => null,
+            string text => JsonValue.Create(text),
+            bool flag => JsonValue.Create(flag),
+            int or long or short or byte => JsonValue.Create(Convert.ToInt64(v, CultureInfo.InvariantCulture)),
+            float or double or decimal => JsonValue.Create(Convert.ToDouble(v, CultureInfo.InvariantCulture)),
+            _ => (JsonNode?)JsonValue.Create(Convert.ToString(v, CultureInfo.InvariantCulture)),
+        }).ToArray()).ToJsonString();
+}
+
+/// <summary>
+/// The value types a command parameter binds to (<see cref="CommandParameter.SupportedTypes"/>), read with
+/// source-generated metadata and strict numbers, as the kernel binds them.
+/// </summary>
+[JsonSourceGenerationOptions(NumberHandling = JsonNumberHandling.Strict)]
+[JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(int))]
+[JsonSerializable(typeof(long))]
+[JsonSerializable(typeof(double))]
+[JsonSerializable(typeof(bool))]
+[JsonSerializable(typeof(int[]))]
+[JsonSerializable(typeof(double[]))]
+[JsonSerializable(typeof(string[]))]
+internal sealed partial class CommandJson : JsonSerializerContext
+{
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Text;
 using System.Text.Json;
 using ScalingInteractive.Commands;
@@ -44,14 +45,16 @@ public sealed class CommandHelp(IReadOnlyList<MagicCommand> commands) : IRichRes
     }
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(Commands.Select(c => new
+    public string ToJson() => new JsonArray(Commands.Select(c => (JsonNode?)new JsonObject
     {
-        name = c.Name,
-        description = c.Description,
-        parameters = c.Parameters.Select(p => new
+        ["name"] = c.Name,
+        ["description"] = c.Description,
+        ["parameters"] = new JsonArray(c.Parameters.Select(p => (JsonNode?)new JsonObject
         {
-            name = p.Name, type = p.Type.Name, description = p.Description, required = p.Required, flag = p.IsFlag,
-            @default = p.Default, allowedValues = p.AllowedValues.IsEmpty ? null : p.AllowedValues.ToArray(), minimum = p.Minimum, maximum = p.Maximum,
-        }),
-    }), new JsonSerializerOptions { WriteIndented = true });
+            ["name"] = p.Name, ["type"] = p.Type.Name, ["description"] = p.Description, ["required"] = p.Required, ["flag"] = p.IsFlag,
+            ["default"] = p.Default is null ? null : JsonNode.Parse(CommandBinder.ListJson(new[] { p.Default }))![0]!.DeepClone(),
+            ["allowedValues"] = p.AllowedValues.IsEmpty ? null : new JsonArray(p.AllowedValues.Select(v => (JsonNode?)v).ToArray()),
+            ["minimum"] = p.Minimum, ["maximum"] = p.Maximum,
+        }).ToArray()),
+    }).ToArray()).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 }

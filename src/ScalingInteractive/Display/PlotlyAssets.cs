@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Text.Json;
 
 namespace ScalingInteractive.Display;
@@ -51,7 +52,7 @@ public static class PlotlyAssets
         return $"<div class=\"si-chart\" {ChartMarker} id=\"{id}\" style=\"width:100%;max-width:900px;height:{heightPixels}px\"></div>" +
                "<script type=\"text/javascript\">(function(){var fig=" + figure + ";" +
                "fig.layout=fig.layout||{};delete fig.layout.width;delete fig.layout.height;fig.layout.autosize=true;" +
-               $"function draw(){{window.Plotly.newPlot({JsonSerializer.Serialize(id)},fig.data,fig.layout,{{responsive:true,displaylogo:false}});}}" +
+               $"function draw(){{window.Plotly.newPlot({JsonValue.Create(id).ToJsonString()},fig.data,fig.layout,{{responsive:true,displaylogo:false}});}}" +
                "if(window.Plotly){draw();}else{(window.__siPlotlyQueue=window.__siPlotlyQueue||[]).push(draw);}})();</script>";
     }
 

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -114,7 +115,11 @@ public sealed class ProgressDisplay : IProgressSink, IRichResult
     }
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(new { Title, Total, Done, Status, Best, ElapsedSeconds = Elapsed.TotalSeconds, IsComplete });
+    public string ToJson() => new JsonObject
+    {
+        ["Title"] = Title, ["Total"] = Total, ["Done"] = Done, ["Status"] = Status, ["Best"] = Best,
+        ["ElapsedSeconds"] = Elapsed.TotalSeconds, ["IsComplete"] = IsComplete,
+    }.ToJsonString();
 
     private string CountsText()
     {

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Globalization;
 using System.Text.Json;
 using ScalingInteractive.Display;
@@ -159,13 +160,14 @@ public sealed record ComputeOptimalAllocation : IRichResult
     /// <inheritdoc />
     public string ToJson()
     {
-        static object J(Quantity q) => new { estimate = Json.Finite(q.Estimate), lower = Json.Finite(q.Lower), upper = Json.Finite(q.Upper) };
-        return JsonSerializer.Serialize(new
+        static JsonObject J(Quantity q) => new() { ["estimate"] = Json.Finite(q.Estimate), ["lower"] = Json.Finite(q.Lower), ["upper"] = Json.Finite(q.Upper) };
+        return new JsonObject
         {
-            exponentA = J(ExponentA), exponentB = J(ExponentB), level = Level, hasIntervals = HasIntervals,
-            rows = Rows.Select(r => new { compute = r.Compute, nOpt = J(r.N), dOpt = J(r.D), tokensPerParameter = J(r.TokensPerParameter), loss = J(r.Loss) }),
-            targets = Targets.Select(t => new { targetLoss = t.TargetLoss, compute = J(t.Compute) }),
-        }, Json.Options);
+            ["exponentA"] = J(ExponentA), ["exponentB"] = J(ExponentB), ["level"] = Level, ["hasIntervals"] = HasIntervals,
+            ["rows"] = new JsonArray(Rows.Select(r => (JsonNode?)new JsonObject
+                { ["compute"] = r.Compute, ["nOpt"] = J(r.N), ["dOpt"] = J(r.D), ["tokensPerParameter"] = J(r.TokensPerParameter), ["loss"] = J(r.Loss) }).ToArray()),
+            ["targets"] = new JsonArray(Targets.Select(t => (JsonNode?)new JsonObject { ["targetLoss"] = t.TargetLoss, ["compute"] = J(t.Compute) }).ToArray()),
+        }.ToJsonString(Json.Options);
     }
 
     /// <summary>The rows as CSV.</summary>

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -423,12 +424,12 @@ public sealed record HoldoutCheck : IRichResult
     public string ToHtml() => HtmlCache.Get(this, () => HtmlText.Style + "<p>" + HtmlText.Encode(Summary) + "</p>" + FitCharts.Holdout(this));
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(new
+    public string ToJson() => new JsonObject
     {
-        filter = Filter, trainingPoints = TrainingCount, heldOutPoints = HeldOut.Count,
-        meanAbsoluteRelativeError = MeanAbsoluteRelativeError, maxAbsoluteRelativeError = MaxAbsoluteRelativeError, rmseLog = RmseLog,
-        observed = HeldOut.Y, predictions = Predictions,
-    }, Json.Options);
+        ["filter"] = Filter, ["trainingPoints"] = TrainingCount, ["heldOutPoints"] = HeldOut.Count,
+        ["meanAbsoluteRelativeError"] = MeanAbsoluteRelativeError, ["maxAbsoluteRelativeError"] = MaxAbsoluteRelativeError, ["rmseLog"] = RmseLog,
+        ["observed"] = Json.Array(HeldOut.Y), ["predictions"] = Json.Array(Predictions),
+    }.ToJsonString(Json.Options);
 }
 
 /// <summary>AIC/BIC comparison of several laws fitted to the same data.</summary>
@@ -455,10 +456,11 @@ public sealed record LawComparison(IReadOnlyList<ScalingLawFit> Fits) : IRichRes
     public string ToHtml() => HtmlText.Style + HtmlText.Table(Header, Rows(), "Law comparison (lower AIC/BIC is better)");
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(Fits.Select(f => new
+    public string ToJson() => new JsonArray(Fits.Select(f => (JsonNode?)new JsonObject
     {
-        law = f.Law.Name, parameters = f.Law.Parameters.Length, rSquared = Json.Finite(f.RSquared), rSquaredLog = Json.Finite(f.RSquaredLog), aic = f.Aic, bic = f.Bic,
-    }), Json.Options);
+        ["law"] = f.Law.Name, ["parameters"] = f.Law.Parameters.Length, ["rSquared"] = Json.Finite(f.RSquared), ["rSquaredLog"] = Json.Finite(f.RSquaredLog),
+        ["aic"] = f.Aic, ["bic"] = f.Bic,
+    }).ToArray()).ToJsonString(Json.Options);
 }
 
 /// <summary>
@@ -489,6 +491,9 @@ internal static class Json
     public static JsonSerializerOptions Options { get; } = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public static double? Finite(double v) => double.IsFinite(v) ? v : null;
+
+    /// <summary>Numbers as a JSON array (non-finite ones written as the options say).</summary>
+    public static JsonArray Array(IEnumerable<double> values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
 
     public static void Number(Utf8JsonWriter w, string name, double value)
     {

@@ -86,7 +86,7 @@ public sealed class ScalingFitCommand : MagicCommand
         {
             try
             {
-                return JsonSerializer.Deserialize<string[]>(text) ?? throw new CommandException("--x: the JSON list is empty.");
+                return JsonSerializer.Deserialize(text, CommandJson.Default.StringArray) ?? throw new CommandException("--x: the JSON list is empty.");
             }
             catch (JsonException)
             {

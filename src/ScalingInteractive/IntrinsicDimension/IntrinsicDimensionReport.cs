@@ -143,15 +143,6 @@ public sealed class IntrinsicDimensionReport : IRichResult
     }
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(new
-    {
-        task = Task,
-        metric = MetricName,
-        parameterCount = ParameterCount,
-        baseline = BaselineMetrics,
-        series = Series,
-        runs = Runs,
-    }, Runs_JsonOptions);
-
-    private static readonly JsonSerializerOptions Runs_JsonOptions = new(ScalingInteractive.Runs.RunStore.JsonOptions) { WriteIndented = true };
+    public string ToJson() => JsonSerializer.Serialize(new IntrinsicDimensionReportJson(Task, MetricName, ParameterCount, BaselineMetrics, Series, Runs),
+        IntrinsicJson.Indented.IntrinsicDimensionReportJson);
 }

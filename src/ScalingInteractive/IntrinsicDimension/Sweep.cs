@@ -95,7 +95,7 @@ public static class IntrinsicDimensionSweep
         // Each worker takes the next job; every finished run is appended to the store (GetOrRun) as it ends.
         Workers.Run(jobs.Count, options.Workers ?? Workers.DefaultFor(task.Device), (i, _) =>
         {
-            var run = store.GetOrRun(jobs[i].Key, jobs[i].Train, out bool fromStore);
+            var run = store.GetOrRun(jobs[i].Key, jobs[i].Train, IntrinsicJson.Default.SubspaceRun, out bool fromStore);
             Record(i, run, fromStore);
         }, cancellationToken);
         progress?.Complete($"{runs.Length} runs");

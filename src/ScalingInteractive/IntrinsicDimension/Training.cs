@@ -161,7 +161,7 @@ public static class SubspaceTraining
 
     /// <summary>The run-store key of a run (<see cref="SubspaceRunConfig.Key"/>; the full baseline has d = 0).</summary>
     public static string Key(string task, string projection, long d, bool said, bool perTensor, int seed) =>
-        Runs.RunKeys.Of(new { task, projection, d, said, perTensor, seed });
+        Runs.RunKeys.Of(new SubspaceKeyFields(task, projection, d, said, perTensor, seed), IntrinsicJson.Default.SubspaceKeyFields);
 
     /// <summary>The projection's seed for a run seed (distinct from the model's initialisation seed).</summary>
     public static long ProjectionSeed(int seed) => 7919L * (seed + 1);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using ScalingInteractive.Commands;
 using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
@@ -341,12 +342,12 @@ public static class LoraExperiment
             {
                 var (rank, rs, lr) = jobs[i];
                 string method = MethodName(rank, rs);
-                string key = RunKeys.Of(new { kind = "target", rank, rs, lr });
+                string key = RunKeys.Of(new LoraTargetKey("target", rank, rs, lr), LoraJson.Default.LoraTargetKey);
                 trained[i] = store.GetOrRun(key, () =>
                 {
                     lock (gate) Report($"{method}, lr {lr:G3}");
                     return FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, token) with { Key = key, Method = method };
-                }, out _);
+                }, LoraJson.Default.LoraRunRecord, out _);
                 lock (gate)
                 {
                     done++;
@@ -366,12 +367,12 @@ public static class LoraExperiment
                     cancellationToken.ThrowIfCancellationRequested();
                     var chosen = result.Selected.FirstOrDefault(r => r.Rank == rank && !r.RsLora);
                     double lr = chosen?.LearningRate ?? (rank == 0 ? options.FullLearningRates[0] : options.LoraLearningRates[0]);
-                    string key = RunKeys.Of(new { kind = "sequence", rank, lr });
+                    string key = RunKeys.Of(new LoraSequenceKey("sequence", rank, lr), LoraJson.Default.LoraSequenceKey);
                     var seq = store.GetOrRun(key, () =>
                     {
                         Report($"sequence, {MethodName(rank, false)}");
                         return Sequence(options, corpora, evaluation, device, pretrained, rank, lr, cancellationToken) with { Key = key, Method = MethodName(rank, false) };
-                    }, out _);
+                    }, LoraJson.Default.LoraSequenceRecord, out _);
                     sequenceRecords.Add(seq);
                     done++;
                 }
@@ -421,7 +422,7 @@ public static class LoraExperiment
         if (evaluateEvery < 1) throw new ArgumentException($"evaluateEvery must be at least 1; got {evaluateEvery}.", nameof(evaluateEvery));
         double[] asked = levels.ToArray();
         var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, Identity(options, corpora));
-        string key = RunKeys.Of(new { kind = "trajectory", rank, rs = rsLora, lr = learningRate, levels = asked, evaluateEvery });
+        string key = RunKeys.Of(new LoraTrajectoryKey("trajectory", rank, rsLora, learningRate, asked, evaluateEvery), LoraJson.Default.LoraTrajectoryKey);
         string method = MethodName(rank, rsLora);
         return store.GetOrRun(key, () =>
         {
@@ -438,7 +439,7 @@ public static class LoraExperiment
                 foreach (var batches in evaluation)
                     foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
             }
-        }, out _);
+        }, LoraJson.Default.LoraTrajectoryRecord, out _);
     }
 
     /// <summary>
@@ -474,7 +475,7 @@ public static class LoraExperiment
         if (evaluateEvery < 1) throw new ArgumentException($"evaluateEvery must be at least 1; got {evaluateEvery}.", nameof(evaluateEvery));
         double[] asked = levels.ToArray();
         var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, Identity(options, corpora));
-        string key = RunKeys.Of(new { kind = "sequence-to-losses", rank, lr = learningRate, levels = asked, evaluateEvery });
+        string key = RunKeys.Of(new LoraSequenceToLossesKey("sequence-to-losses", rank, learningRate, asked, evaluateEvery), LoraJson.Default.LoraSequenceToLossesKey);
         return store.GetOrRun(key, () =>
         {
             var evaluation = EvaluationBatches(options, corpora, device);
@@ -490,7 +491,7 @@ public static class LoraExperiment
                 foreach (var batches in evaluation)
                     foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
             }
-        }, out _);
+        }, LoraJson.Default.LoraSequenceRecord, out _);
     }
 
     /// <summary>Units of progress of <see cref="Run"/>: pre-training, every fine-tuning run, every task sequence.</summary>
@@ -507,13 +508,12 @@ public static class LoraExperiment
     public static string MethodName(int rank, bool rsLora) => rank == 0 ? "full" : $"{(rsLora ? "rsLoRA" : "LoRA")} r={rank}";
 
     /// <summary>What a store of this experiment must agree on (every setting that changes a run's numbers but not its key).</summary>
-    private static object Identity(LoraExperimentOptions options, LoraExperimentCorpora corpora) => new
-    {
-        options.Model, options.PretrainSteps, options.PretrainLearningRate, options.FineTuneSteps, options.SequentialSteps, options.BatchSize,
-        options.SequenceLength, options.Alpha, options.TargetPatterns, options.MitigationLambda, options.EvaluationBatches, options.Seed,
-        intruders = new { options.Intruders.TopK, options.Intruders.Epsilon, options.Intruders.EpsilonSweep, options.Intruders.Side },
-        corpora = new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray(),
-    };
+    private static JsonObject Identity(LoraExperimentOptions options, LoraExperimentCorpora corpora) =>
+        JsonSerializer.SerializeToNode(new LoraStoreIdentity(options.Model, options.PretrainSteps, options.PretrainLearningRate, options.FineTuneSteps,
+            options.SequentialSteps, options.BatchSize, options.SequenceLength, options.Alpha, options.TargetPatterns, options.MitigationLambda,
+            options.EvaluationBatches, options.Seed,
+            new LoraIntruderIdentity(options.Intruders.TopK, options.Intruders.Epsilon, options.Intruders.EpsilonSweep, options.Intruders.Side),
+            new[] { corpora.Pretrain.Name }.Concat(corpora.Tasks.Select(t => t.Name)).ToArray()), LoraJson.Default.LoraStoreIdentity)!.AsObject();
 
     /// <summary>Fixed validation batches per corpus (A, then the tasks): every loss of every run is measured on the same tokens.</summary>
     private static List<List<(Tensor, Tensor)>> EvaluationBatches(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device)

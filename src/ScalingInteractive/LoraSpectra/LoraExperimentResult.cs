@@ -122,5 +122,5 @@ public sealed record LoraExperimentResult(LoraExperimentOptions Options, string 
     }
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(this, ScalingInteractive.Runs.RunStore.JsonOptions);
+    public string ToJson() => JsonSerializer.Serialize(this, LoraJson.Default.LoraExperimentResult);
 }

@@ -65,7 +65,7 @@ public sealed record ModelSpectrum(string Name, int TopK, double Epsilon, IReadO
     }
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(this, Runs.RunStore.JsonOptions);
+    public string ToJson() => JsonSerializer.Serialize(this, LoraJson.Default.ModelSpectrum);
 }
 
 /// <summary>Charts of the spectral comparison (Plotly, rendered offline).</summary>

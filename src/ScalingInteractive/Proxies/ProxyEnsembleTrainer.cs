@@ -36,7 +36,7 @@ public static class ProxyEnsembleTrainer
             LearningRate = 1, MinLearningRate = 0, Schedule = LearningRateSchedule.Cosine, WarmupSteps = 0, DecayFraction = 0.2,
             WeightDecay = 0, WeightDecayMode = WeightDecayMode.Coupled, ZLoss = false, ZLossCoefficient = 1e-4, Seed = 0,
         };
-        return RunKeys.Of(new { model, shared });
+        return RunKeys.Of(new EnsembleShape(model, shared), ProxiesJson.Default.EnsembleShape);
     }
 
     /// <summary>

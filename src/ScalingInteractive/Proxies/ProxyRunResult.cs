@@ -132,8 +132,8 @@ public sealed class ProxyRunResult : IRichResult
                 ["step"] = Numbers(Validation.Select(v => (double)v.Step)),
                 ["loss"] = Numbers(Validation.Select(v => v.Loss)),
             },
-            ["model"] = JsonSerializer.SerializeToNode(Model, RunStore.JsonOptions),
-            ["training"] = JsonSerializer.SerializeToNode(Training, RunStore.JsonOptions),
+            ["model"] = JsonSerializer.SerializeToNode(Model, ProxiesJson.Default.ProxyModelConfig),
+            ["training"] = JsonSerializer.SerializeToNode(Training, ProxiesJson.Default.ProxyTrainingOptions),
         };
     }
 

@@ -67,8 +67,15 @@ public sealed record ProxySetting
 public sealed record ProxyRunSpec(string Experiment, string Setting, ProxyModelConfig Model, ProxyTrainingOptions Training)
 {
     /// <summary>The run's key in a run store: a hash of the full configuration.</summary>
-    public string Key => RunKeys.Of(new { Experiment, Setting, Model, Training });
+    public string Key => RunKeys.Of(new ProxyRunIdentity(Experiment, Setting, Model, Training), ProxiesJson.Default.ProxyRunIdentity);
 }
+
+/// <summary>What a proxy run's key hashes: its labels and full configuration (the JSON of the key's earlier anonymous type).</summary>
+/// <param name="Experiment">Experiment label.</param>
+/// <param name="Setting">Setting label.</param>
+/// <param name="Model">Model configuration.</param>
+/// <param name="Training">Training options.</param>
+public sealed record ProxyRunIdentity(string Experiment, string Setting, ProxyModelConfig Model, ProxyTrainingOptions Training);
 
 /// <summary>
 /// A grid of model widths x learning rates x settings x seeds (Wortsman et al.'s LR sweeps). Heads scale with width

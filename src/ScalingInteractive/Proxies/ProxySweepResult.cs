@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -45,9 +46,9 @@ public sealed record ProxySweepRow(string Key, string Experiment, string Setting
     private static string? Str(JsonObject o, string name) => o[name] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 
     /// <summary>A number from a record field; non-finite values are stored as strings ("NaN"), missing ones read as NaN.</summary>
-    internal static double Num(JsonNode? node) => node is null ? double.NaN : node.Deserialize<double>(RunStore.JsonOptions);
+    internal static double Num(JsonNode? node) => JsonNumbers.Read(node);
 
-    private static double[] Arr(JsonNode? node) => node is JsonArray a ? a.Select(Num).ToArray() : [];
+    private static double[] Arr(JsonNode? node) => JsonNumbers.ReadArray(node);
 }
 
 /// <summary>LR sensitivity of one setting and model size (see <see cref="LrSensitivity"/>).</summary>
@@ -189,5 +190,5 @@ public sealed class ProxySweepResult : IRichResult
     }
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(new { Rows, Sensitivities, BadLines, StorePath }, RunStore.JsonOptions);
+    public string ToJson() => JsonSerializer.Serialize(new ProxySweepResultJson(Rows, Sensitivities, BadLines, StorePath), ProxiesJson.Default.ProxySweepResultJson);
 }

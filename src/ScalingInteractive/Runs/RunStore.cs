@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 
 namespace ScalingInteractive.Runs;
 
@@ -76,7 +77,7 @@ public sealed class RunStore
     public static RunStore Open(string path, string kind, object? identity = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var identityNode = identity is null ? new JsonObject() : identity as JsonObject ?? JsonSerializer.SerializeToNode(identity, JsonOptions)!.AsObject();
+        var identityNode = IdentityNode(identity);
         var store = new RunStore(System.IO.Path.GetFullPath(path), kind, identityNode);
         if (!File.Exists(store.Path) || new FileInfo(store.Path).Length == 0)
         {
@@ -106,7 +107,7 @@ public sealed class RunStore
     public static RunStore OpenFolder(string folder, string kind, object? identity = null, string? writeShard = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
-        var identityNode = identity is null ? new JsonObject() : identity as JsonObject ?? JsonSerializer.SerializeToNode(identity, JsonOptions)!.AsObject();
+        var identityNode = IdentityNode(identity);
         string full = System.IO.Path.GetFullPath(folder);
         if (File.Exists(full)) throw new InvalidDataException($"Run store folder '{full}' is a file; a sharded store is a folder of shard-NNNN.jsonl files.");
         Directory.CreateDirectory(full);
@@ -133,6 +134,26 @@ public sealed class RunStore
         }
         store.Files = files;
         return store;
+    }
+
+    // A JsonObject as given; any other object by reflection (notebooks), with a clear message where reflection is off.
+    private static JsonObject IdentityNode(object? identity)
+    {
+        if (identity is null) return new JsonObject();
+        if (identity is JsonObject node) return node;
+        EnsureReflection("a run store identity that is not a JsonObject");
+        return JsonSerializer.SerializeToNode(identity, identity.GetType(), JsonOptions)!.AsObject();
+    }
+
+    /// <summary>
+    /// Throws a clear <see cref="NotSupportedException"/> when the process turned reflection-based serialisation off (C#
+    /// file-based apps and native AOT do) and <paramref name="what"/> needs it.
+    /// </summary>
+    internal static void EnsureReflection(string what)
+    {
+        if (!JsonSerializer.IsReflectionEnabledByDefault)
+            throw new NotSupportedException($"{what} is serialised by reflection, which this app turns off (a C# file-based app or native AOT: " +
+                                            "PublishAot=true). Pass a JsonObject, or the overload that takes a JsonTypeInfo<T> from your own JsonSerializerContext.");
     }
 
     private void Load(string file, bool lastWins)
@@ -209,15 +230,28 @@ public sealed class RunStore
     /// <summary>The record of a finished run, or null.</summary>
     public JsonObject? Find(string key) { lock (_gate) return _records.TryGetValue(key, out var r) ? r : null; }
 
-    /// <summary>Reads every record as <typeparamref name="T"/> (System.Text.Json, camelCase names).</summary>
-    public IReadOnlyList<T> Read<T>() => Records.Select(r => r.Deserialize<T>(JsonOptions)!).ToList();
+    /// <summary>Reads every record as <typeparamref name="T"/> (System.Text.Json by reflection, camelCase names).</summary>
+    public IReadOnlyList<T> Read<T>()
+    {
+        EnsureReflection($"RunStore.Read<{typeof(T).Name}>()");
+        return Records.Select(r => r.Deserialize<T>(JsonOptions)!).ToList();
+    }
+
+    /// <summary>Reads every record as <typeparamref name="T"/> through <paramref name="typeInfo"/> (works without reflection).</summary>
+    public IReadOnlyList<T> Read<T>(JsonTypeInfo<T> typeInfo) => Records.Select(r => r.Deserialize(typeInfo)!).ToList();
+
+    /// <summary>Appends one finished run serialised through <paramref name="typeInfo"/> (works without reflection).</summary>
+    public void Append<T>(T record, JsonTypeInfo<T> typeInfo) =>
+        Append(JsonSerializer.SerializeToNode(record, typeInfo) as JsonObject ?? throw new ArgumentException("A run record must serialise to a JSON object.", nameof(record)));
 
     /// <summary>
-    /// Appends one finished run (any object serialisable by System.Text.Json with a string <c>key</c> property, or a
-    /// <see cref="JsonObject"/>) and flushes it to disk before returning.
+    /// Appends one finished run (a <see cref="JsonObject"/>, or any object serialisable by System.Text.Json's reflection
+    /// with a string <c>key</c> property) and flushes it to disk before returning.
     /// </summary>
     public void Append(object record)
     {
+        ArgumentNullException.ThrowIfNull(record);
+        if (record is not JsonObject) EnsureReflection($"RunStore.Append({record.GetType().Name})");
         var node = record as JsonObject ?? JsonSerializer.SerializeToNode(record, record.GetType(), JsonOptions) as JsonObject
             ?? throw new ArgumentException("A run record must serialise to a JSON object.", nameof(record));
         if (node["key"] is not JsonValue key || key.GetValueKind() != JsonValueKind.String)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using ScalingInteractive.Commands;
 
 namespace ScalingInteractive.Runs;
@@ -7,7 +8,7 @@ namespace ScalingInteractive.Runs;
 /// <summary>
 /// The resumable sweep over a <see cref="RunStore"/> that every experiment uses: a run whose key the store holds is
 /// read back, any other is trained and appended (flushed) as soon as it ends, so a restarted sweep skips finished runs.
-/// A run's key is one function of its configuration (<see cref="RunKeys.Of"/> of a config record), the same from
+/// A run's key is one function of its configuration (<see cref="RunKeys.Of(JsonNode)"/> of a config record), the same from
 /// every entry point.
 /// </summary>
 public static class RunSweep
@@ -20,6 +21,7 @@ public static class RunSweep
     {
         ArgumentException.ThrowIfNullOrEmpty(key);
         ArgumentNullException.ThrowIfNull(run);
+        if (typeof(T) != typeof(JsonObject)) RunStore.EnsureReflection($"GetOrRun<{typeof(T).Name}> without a JsonTypeInfo");
         if (store?.Find(key) is { } stored)
         {
             fromStore = true;
@@ -28,6 +30,30 @@ public static class RunSweep
         fromStore = false;
         var record = run();
         store?.Append(record);
+        return record;
+    }
+
+    /// <summary>
+    /// As <see cref="GetOrRun{T}(RunStore?, string, Func{T}, out bool)"/>, reading and writing the record through
+    /// <paramref name="typeInfo"/> (null for <see cref="JsonObject"/> records): works where reflection is off.
+    /// </summary>
+    public static T GetOrRun<T>(this RunStore? store, string key, Func<T> run, JsonTypeInfo<T>? typeInfo, out bool fromStore) where T : notnull
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        ArgumentNullException.ThrowIfNull(run);
+        if (typeInfo is null && typeof(T) != typeof(JsonObject)) throw new ArgumentNullException(nameof(typeInfo), $"A {typeof(T).Name} record needs its JsonTypeInfo.");
+        if (store?.Find(key) is { } stored)
+        {
+            fromStore = true;
+            return typeInfo is null ? (T)(object)stored : stored.Deserialize(typeInfo)!;
+        }
+        fromStore = false;
+        var record = run();
+        if (store is not null)
+        {
+            if (typeInfo is null) store.Append(record);
+            else store.Append(record, typeInfo);
+        }
         return record;
     }
 

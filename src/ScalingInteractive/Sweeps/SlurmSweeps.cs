@@ -113,7 +113,7 @@ public sealed record SweepHandle
     public string Save()
     {
         string path = Path.Combine(Folder, FileName);
-        File.WriteAllText(path + ".partial", JsonSerializer.Serialize(this, new JsonSerializerOptions(RunStore.JsonOptions) { WriteIndented = true }));
+        File.WriteAllText(path + ".partial", JsonSerializer.Serialize(this, SweepsJson.Indented.SweepHandle));
         File.Move(path + ".partial", path, overwrite: true);
         return path;
     }
@@ -123,8 +123,15 @@ public sealed record SweepHandle
     {
         string file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
         if (!File.Exists(file)) throw new FileNotFoundException($"No sweep handle at '{path}': give the folder #!sweep-submit wrote (it holds {FileName}).", file);
-        return JsonSerializer.Deserialize<SweepHandle>(File.ReadAllText(file), RunStore.JsonOptions)
-               ?? throw new InvalidDataException($"Sweep handle '{file}' is empty.");
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllText(file), SweepsJson.Default.SweepHandle)
+                   ?? throw new InvalidDataException($"Sweep handle '{file}' is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Sweep handle '{file}' cannot be read: {e.Message}");
+        }
     }
 
     /// <summary>The log file of an array task.</summary>

@@ -174,10 +174,10 @@ public sealed record SweepSpec
             ["name"] = Name,
             ["device"] = Device,
             ["threads"] = Threads,
-            ["corpus"] = JsonSerializer.SerializeToNode(Corpus, RunStore.JsonOptions),
-            ["runs"] = new JsonArray(Runs.Select(r => (JsonNode)JsonSerializer.SerializeToNode(r, RunStore.JsonOptions)!).ToArray()),
+            ["corpus"] = JsonSerializer.SerializeToNode(Corpus, SweepsJson.Default.SweepCorpus),
+            ["runs"] = new JsonArray(Runs.Select(r => (JsonNode)JsonSerializer.SerializeToNode(r, ProxiesJson.Default.ProxyRunSpec)!).ToArray()),
         };
-        return node.ToJsonString(new JsonSerializerOptions(RunStore.JsonOptions) { WriteIndented = true });
+        return node.ToJsonString(SweepsJson.Indented.Options);
     }
 
     /// <summary>Writes the spec to <paramref name="path"/> (atomically: a worker never reads half a spec).</summary>
@@ -217,7 +217,7 @@ public sealed record SweepSpec
                 throw new InvalidDataException($"Sweep spec '{origin}': run {i} has no string \"key\". Every run carries the key of its configuration, " +
                                                "checked on load so that an edited run is caught; write specs with SweepSpec.Save or #!sweep-submit.");
             string stored = keyValue.GetValue<string>();
-            var parsed = Read(() => run.Deserialize<ProxyRunSpec>(RunStore.JsonOptions), origin, $"run {i}")
+            var parsed = Read(() => run.Deserialize(ProxiesJson.Default.ProxyRunSpec), origin, $"run {i}")
                 ?? throw new InvalidDataException($"Sweep spec '{origin}': run {i} is empty.");
             string key = Read(() => parsed.Key, origin, $"run {i}");
             if (stored != key)
@@ -234,7 +234,7 @@ public sealed record SweepSpec
             Name = Field(root, "name", "sweep", origin),
             Device = Field(root, "device", "cpu", origin),
             Threads = Field(root, "threads", 1, origin),
-            Corpus = Read(() => root["corpus"]?.Deserialize<SweepCorpus>(RunStore.JsonOptions), origin, "corpus") ?? new SweepCorpus(),
+            Corpus = Read(() => root["corpus"]?.Deserialize(SweepsJson.Default.SweepCorpus), origin, "corpus") ?? new SweepCorpus(),
             Runs = runs,
         }.Validate();
     }

@@ -79,5 +79,5 @@ public sealed record SweepStatus(SweepHandle Handle, IReadOnlyList<SweepTaskStat
     }
 
     /// <inheritdoc />
-    public string ToJson() => JsonSerializer.Serialize(this, RunStore.JsonOptions);
+    public string ToJson() => JsonSerializer.Serialize(this, SweepsJson.Default.SweepStatus);
 }

@@ -36,10 +36,11 @@ public class FileBasedAppTests
                   </packageSources>
                 </configuration>
                 """);
+            // No "#:property PublishAot=false": a file-based app's default (PublishAot=true) turns reflection-based JSON and
+            // dynamic code off, and the library must work there (issue 16: it crashed in SweepSpec.FromProxySweepCommand).
             string header = $"""
                 #:package ScalingInteractive@{version}
                 #:package TorchSharp-cpu@0.107.0
-                #:property PublishAot=false
 
                 """;
             // 1. The first statement touches TorchSharp directly: only a patched output copy can make that work on an old host.
@@ -60,11 +61,25 @@ public class FileBasedAppTests
             float[] values = [1.5f, 2f, 3f, 4f];
             byte[] data = values.SelectMany(BitConverter.GetBytes).ToArray();
             SafetensorsWriter.Write(Path.Combine(work, "given.safetensors"), [new SafetensorEntry("w", SafetensorDType.F32, [2, 2], data)]);
+            // ... then fits a law, trains a sweep from a spec it writes and reads the run store back: every JSON path.
             File.WriteAllText(Path.Combine(work, "safetensorsfirst.cs"), header + """
+                using ScalingInteractive.Fitting;
                 using ScalingInteractive.LoraSpectra;
+                using ScalingInteractive.Proxies;
+                using ScalingInteractive.Sweeps;
                 var w = SafetensorsFile.Open(Path.Combine(args[0], "given.safetensors")).ToTensor("w");
                 Console.WriteLine("read-sum=" + w.sum().item<float>() + " shape=" + string.Join("x", w.shape));
                 Console.WriteLine("base=" + AppContext.BaseDirectory);
+                Console.WriteLine("reflection-json=" + System.Text.Json.JsonSerializer.IsReflectionEnabledByDefault);
+                var fit = ScalingFit.Fit(ScalingLaws.Power, FitData.FromArrays([1e6, 1e7, 1e8, 1e9], [4.1, 3.5, 3.1, 2.8]));
+                Console.WriteLine("fit-json=" + System.Text.Json.JsonDocument.Parse(fit.ToJson()).RootElement.ValueKind);
+                var spec = SweepSpec.FromProxySweepCommand("#!proxy-sweep --widths [16] --head-dim 8 --learning-rates [1e-3,1e-2] --steps 4 --batch-size 2 --seq-len 16");
+                string specPath = spec.Save(Path.Combine(args[0], "spec.json"));
+                string storeFolder = Path.Combine(args[0], "store");
+                SweepWorker.RunShard(SweepSpec.Load(specPath), 0, 1, storeFolder);
+                var result = ProxySweepResult.FromStore(SweepSpec.Load(specPath).OpenStore(storeFolder));
+                Console.WriteLine("store-rows=" + result.Rows.Count + " finite=" + result.Rows.Count(r => double.IsFinite(r.FinalLoss)));
+                Console.WriteLine("sweep-json=" + System.Text.Json.JsonDocument.Parse(result.ToJson()).RootElement.ValueKind);
                 """);
 
             string first = Run("dotnet", ["run", "torchfirst.cs", "--", work], work);
@@ -72,6 +87,10 @@ public class FileBasedAppTests
             Assert.Contains("read-sum=15 shape=2x3", first);
             string second = Run("dotnet", ["run", "safetensorsfirst.cs", "--", work], work);
             Assert.Contains("read-sum=10.5 shape=2x2", second);
+            Assert.Contains("reflection-json=False", second); // the app ran as file-based apps do by default
+            Assert.Contains("fit-json=Object", second);
+            Assert.Contains("store-rows=2 finite=2", second);
+            Assert.Contains("sweep-json=Object", second);
 
             foreach (string log in new[] { first, second })
             {

@@ -12,6 +12,7 @@ internal static class TorchProbe
 {
     public static int Main(string[] args)
     {
+        if (args.Length == 2 && args[0] == "json-probe") return ReflectionFreeProbe.Run(args[1]);
         if (args.Length < 2 || args[0] != "torch-probe") return 2;
         Console.WriteLine("patched-copy=" + (TorchNativeRemedy.PatchedCopy ?? "none"));
         Console.WriteLine("work=" + Work());
