@@ -49,7 +49,7 @@ public sealed class IntrinsicSweepBenchmark : IBenchmark
             Proxies.TextCorpus.FromFile(Path.Combine(data, "tinyshakespeare.txt")), new LanguageModelTaskOptions(config, pretrain), device, token);
     }
 
-    private sealed class ConsoleProgress(TextWriter output) : Commands.IProgressSink
+    private sealed class ConsoleProgress(TextWriter output) : Core.IProgressSink
     {
         public void Report(int done, string? status = null, string? best = null) => output.WriteLine($"  [{done}] {status}");
         public void Complete(string? status = null) { }

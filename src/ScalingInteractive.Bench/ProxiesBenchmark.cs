@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using System.Diagnostics;
 using ScalingInteractive.Hosting;
 using ScalingInteractive.Proxies;
@@ -12,7 +13,7 @@ namespace ScalingInteractive.Bench;
 /// Arguments: --steps N (timed steps per width, default 40), --seq T (default 64), --batch B (default 32),
 /// --long (10,000-step memory run; default 1,000), --threads K (default: LibTorch's choice), --device NAME.
 /// <c>--ensemble</c> instead compares, in one run, an 8-LR sweep trained run by run with the same sweep trained as one
-/// ensemble (<see cref="ProxyEnsembleTrainer"/>) at widths 32, 64, 128 (batch 16 x 64, 2 layers) with 2 and then 1
+/// ensemble (<see cref="ProxyTrainer"/>) at widths 32, 64, 128 (batch 16 x 64, 2 layers) with 2 and then 1
 /// LibTorch threads: tokens/s of each, the ratio, and each as a share of the matmul ceiling measured at that thread
 /// count in the same run (--steps N timed steps per run, default 40; --repeats R, default 2: the sequential and the
 /// ensemble sweep alternate R times and each keeps its best throughput, since other processes on a shared machine
@@ -71,7 +72,7 @@ public sealed class ProxiesBenchmark : IBenchmark
         var samples = new List<(int Step, long Bytes)>();
         var memoryOptions = new ProxyTrainingOptions { Steps = longSteps, BatchSize = batch, SequenceLength = seq, LearningRate = 1e-3, LogEvery = Math.Max(1, longSteps / 10) };
         clock.Restart();
-        ProxyTrainer.Train(sweepModel, memoryOptions, corpus, device, m => { process.Refresh(); samples.Add((m.Step, process.WorkingSet64)); }, cancellationToken);
+        ProxyTrainer.Train(sweepModel, memoryOptions, corpus, device, new Sampler(step => { process.Refresh(); samples.Add((step, process.WorkingSet64)); }), cancellationToken);
         process.Refresh();
         output.WriteLine($"long run: {longSteps:N0} steps of width 64 in {clock.Elapsed.TotalSeconds:F1} s; working set before {before / 1048576.0:F0} MiB, " +
                          $"samples {string.Join(", ", samples.Select(s => $"{s.Step}:{s.Bytes / 1048576.0:F0}"))} MiB; peak working set {process.PeakWorkingSet64 / 1048576.0:F0} MiB");
@@ -103,14 +104,14 @@ public sealed class ProxiesBenchmark : IBenchmark
                 var runs = rates.Select(lr => (model, options with { LearningRate = lr, MinLearningRate = Math.Min(options.MinLearningRate, lr) })).ToList();
                 // Warm-up of both paths (allocator, kernels), then the timed sweeps.
                 ProxyTrainer.Train(model, runs[0].Item2 with { Steps = 3 }, corpus, device, cancellationToken: cancellationToken);
-                ProxyEnsembleTrainer.Train(runs.Select(r => (r.model, r.Item2 with { Steps = 3 })).ToList(), corpus, device, cancellationToken: cancellationToken);
+                ProxyTrainer.Train(runs.Select(r => (r.model, r.Item2 with { Steps = 3 })).ToList(), corpus, device, cancellationToken: cancellationToken);
                 double Throughput(IReadOnlyList<ProxyRunResult> results) => results.Sum(r => (double)r.Tokens) / results.Sum(r => r.Seconds);
                 double seqTps = 0, ensTps = 0, splitTps = 0;
                 IReadOnlyList<ProxyRunResult> sequential = [], ensemble = [], split = [];
                 for (int r = 0; r < repeats; r++)
                 {
                     sequential = runs.Select(x => ProxyTrainer.Train(x.model, x.Item2, corpus, device, cancellationToken: cancellationToken)).ToList();
-                    ensemble = ProxyEnsembleTrainer.Train(runs, corpus, device, cancellationToken: cancellationToken);
+                    ensemble = ProxyTrainer.Train(runs, corpus, device, cancellationToken: cancellationToken);
                     seqTps = Math.Max(seqTps, Throughput(sequential));
                     ensTps = Math.Max(ensTps, Throughput(ensemble));
                     if (threads > 1)
@@ -118,7 +119,7 @@ public sealed class ProxiesBenchmark : IBenchmark
                         // The same thread budget as `threads` workers of one LibTorch thread each, one sub-ensemble per worker.
                         set_num_threads(1);
                         var clock = Stopwatch.StartNew();
-                        split = ProxyEnsembleTrainer.Train(runs, corpus, device, workers: threads, cancellationToken: cancellationToken);
+                        split = ProxyTrainer.Train(runs, corpus, device, workers: threads, cancellationToken: cancellationToken);
                         splitTps = Math.Max(splitTps, split.Sum(x => (double)x.Tokens) / clock.Elapsed.TotalSeconds);
                         set_num_threads(threads);
                     }
@@ -171,12 +172,12 @@ public sealed class ProxiesBenchmark : IBenchmark
                         var logits = model.forward(input); Lap("separate forward");
                         var loss = ProxyTransformer.CrossEntropy(logits, target); Lap("separate loss");
                         loss.backward(); Lap("separate backward");
-                        using (no_grad()) foreach (var p in parameters) { p.add_(p.grad!, alpha: -1e-6); p.grad = null; }
+                        using (no_grad()) foreach (var p in parameters) { p.PlusScaledInPlace(p.grad!, -1e-6); p.grad = null; }
                         Lap("separate update (1 op per tensor)");
                     }
                 }
             }
-            using (var ensemble = new ProxyEnsembleModel(config, Enumerable.Range(0, members).Select(i => (long)i).ToArray(), device))
+            using (var ensemble = new ProxyTransformer(config, Enumerable.Range(0, members).Select(i => (long)i).ToArray(), device))
             {
                 for (int r = 0; r < repeats + 3; r++)
                 {
@@ -184,9 +185,9 @@ public sealed class ProxiesBenchmark : IBenchmark
                     using var scope = NewDisposeScope();
                     clock.Restart();
                     var logits = ensemble.Forward(input); Lap("ensemble forward");
-                    var loss = ProxyEnsembleModel.CrossEntropy(logits, target); Lap("ensemble loss");
+                    var loss = ProxyTransformer.MemberCrossEntropy(logits, target); Lap("ensemble loss");
                     loss.sum().backward(); Lap("ensemble backward");
-                    using (no_grad()) { var grad = ensemble.GatherGradients(); Lap("ensemble gather"); ensemble.Flat.add_(grad, alpha: -1e-6); Lap("ensemble update (1 op)"); }
+                    using (no_grad()) { var grad = ensemble.GatherGradients(); Lap("ensemble gather"); ensemble.Flat.PlusScaledInPlace(grad, -1e-6); Lap("ensemble update (1 op)"); }
                 }
             }
             output.WriteLine($"width {width}:");
@@ -266,5 +267,13 @@ public sealed class ProxiesBenchmark : IBenchmark
     {
         int i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
+    // Progress reports as a callback with the steps done (the memory samples of the long run).
+    private sealed class Sampler(Action<int> onStep) : Core.IProgressSink
+    {
+        public void Report(int done, string? status = null, string? best = null) => onStep(done);
+
+        public void Complete(string? status = null) { }
     }
 }

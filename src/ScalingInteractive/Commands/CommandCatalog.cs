@@ -12,15 +12,15 @@ public static class CommandCatalog
     public static ImmutableArray<MagicCommand> All { get; } =
     [
         new HelpCommand(),
-        new Fitting.ScalingFitCommand(),
-        new Proxies.ProxyTrainCommand(),
-        new Proxies.ProxySweepCommand(),
-        new IntrinsicDimension.IntrinsicDimCommand(),
-        new LoraSpectra.LoraSpectrumCommand(),
-        new LoraSpectra.LoraExperimentCommand(),
-        new Sweeps.SweepSubmitCommand(),
-        new Sweeps.SweepStatusCommand(),
-        new Sweeps.SweepCollectCommand(),
+        new ScalingFitCommand(),
+        new ProxyTrainCommand(),
+        new ProxySweepCommand(),
+        new IntrinsicDimCommand(),
+        new LoraSpectrumCommand(),
+        new LoraExperimentCommand(),
+        new SweepSubmitCommand(),
+        new SweepStatusCommand(),
+        new SweepCollectCommand(),
     ];
 
     /// <summary>Finds a command by name (with or without <c>#!</c>, case-insensitive).</summary>
@@ -48,17 +48,7 @@ public static class CommandCatalog
     /// variable, no TorchSharp backend, cancellation), or null for an unexpected failure that deserves its stack trace.
     /// Both hosts use it so a user error never shows as a stack trace.
     /// </summary>
-    public static string? UserErrorMessage(Exception error)
-    {
-        if (error is AggregateException { InnerExceptions.Count: 1 } aggregate) error = aggregate.InnerException!;
-        return error switch
-        {
-            CommandException or Hosting.TorchUnavailableException or ArgumentException or FileNotFoundException
-                or DirectoryNotFoundException or InvalidDataException or NotSupportedException or UnauthorizedAccessException => error.Message,
-            OperationCanceledException => "Cancelled.",
-            _ => null,
-        };
-    }
+    public static string? UserErrorMessage(Exception error) => UserErrors.MessageOf(error);
 
     /// <summary>
     /// Runs a command from the raw JSON values the kernel delivers (the extension's path): keys are the kernel's

@@ -1,14 +1,14 @@
+using ScalingInteractive.Core;
+using ScalingInteractive.Display;
+
 namespace ScalingInteractive.Commands;
 
 /// <summary>
 /// What a magic command needs from wherever it runs: the .NET Interactive kernel (through extension.dib),
 /// the headless runner, or a test. Kept small so any host can implement it.
 /// </summary>
-public interface ICommandHost
+public interface ICommandHost : IDisplaySurface
 {
-    /// <summary>Shows a value (formatted by the display layer) and returns a handle to replace it in place.</summary>
-    IDisplayHandle Display(object value);
-
     /// <summary>Reads a notebook variable (C# kernel variable, script global). False when it does not exist.</summary>
     bool TryGetVariable(string name, out object? value);
 
@@ -19,22 +19,6 @@ public interface ICommandHost
     CancellationToken CancellationToken { get; }
 
     /// <summary>A progress sink for long work; the default shows a <see cref="Display.ProgressDisplay"/> updated in place.</summary>
-    IProgressSink CreateProgress(string title, int? total = null) => new Display.ProgressDisplay(title, total, this);
+    IProgressSink CreateProgress(string title, int? total = null) => new ProgressDisplay(title, total, this);
 }
 
-/// <summary>A displayed value that can be replaced in place.</summary>
-public interface IDisplayHandle
-{
-    /// <summary>Replaces the displayed value.</summary>
-    void Update(object value);
-}
-
-/// <summary>Receives progress of long work. Implementations throttle what they show.</summary>
-public interface IProgressSink
-{
-    /// <summary>Reports progress: items done, an optional status line and an optional "best so far" text.</summary>
-    void Report(int done, string? status = null, string? best = null);
-
-    /// <summary>Marks the work finished (shown at once, unthrottled).</summary>
-    void Complete(string? status = null);
-}

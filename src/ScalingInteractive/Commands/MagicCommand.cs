@@ -30,4 +30,4 @@ public abstract class MagicCommand
 }
 
 /// <summary>A user error in a command line or its values: shown as a message, never as a stack trace.</summary>
-public sealed class CommandException(string message) : Exception(message);
+public sealed class CommandException(string message) : UserErrorException(message);

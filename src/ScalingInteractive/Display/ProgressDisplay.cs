@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using ScalingInteractive.Commands;
+using ScalingInteractive.Core;
 
 namespace ScalingInteractive.Display;
 
@@ -18,12 +18,12 @@ public sealed class ProgressDisplay : IProgressSink, IRichResult
     private readonly object _gate = new();
     private TimeSpan? _lastShown;
 
-    /// <summary>Shows a new progress display through <paramref name="host"/> (null: not shown, state only).</summary>
-    public ProgressDisplay(string title, int? total, ICommandHost? host)
+    /// <summary>Shows a new progress display on <paramref name="surface"/> (null: not shown, state only).</summary>
+    public ProgressDisplay(string title, int? total, IDisplaySurface? surface)
     {
         Title = title;
         Total = total;
-        _handle = host?.Display(this);
+        _handle = surface?.Display(this);
     }
 
     /// <summary>Minimum time between two visible updates.</summary>

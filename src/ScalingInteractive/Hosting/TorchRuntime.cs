@@ -4,7 +4,7 @@ using TorchSharp;
 namespace ScalingInteractive.Hosting;
 
 /// <summary>Raised when TorchSharp's native library cannot be used; the message says why and what to do.</summary>
-public sealed class TorchUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class TorchUnavailableException(string message, Exception? inner = null) : UserErrorException(message, inner);
 
 /// <summary>
 /// Loads TorchSharp's native backend with diagnostics and chooses the one <see cref="torch.Device"/> that all

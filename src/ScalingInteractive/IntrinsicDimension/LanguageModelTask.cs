@@ -165,12 +165,9 @@ public sealed class LanguageModelTask : IIntrinsicTask
                 ? steps => steps % options.PretrainCheckEvery == 0 && ProxyTransformer.MeanCrossEntropy(model, held) <= goal
                 : null,
         };
-        var trainer = new TrainerOptions
-        {
-            Schedule = Fitting.LearningRateSchedule.Constant(options.PretrainLearningRate, options.PretrainSteps),
-            Optimizer = TrainingOptions.Adam, LogEvery = Math.Max(1, options.PretrainSteps / 20),
-        };
-        var outcome = Trainer.Train(new FullParametrisation(model), hooks, trainer, null, cancellationToken);
+        var trainer = TrainerOptions.Single(LearningRateSchedule.Constant(options.PretrainLearningRate, options.PretrainSteps),
+            TrainingOptions.Adam, logEvery: Math.Max(1, options.PretrainSteps / 20));
+        var outcome = Trainer.Train(new FullParametrisation(model), hooks, trainer, null, cancellationToken).Single();
         return (outcome.TailLoss, outcome.StepsCompleted);
     }
 

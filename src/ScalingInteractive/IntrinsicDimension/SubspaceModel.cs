@@ -1,3 +1,4 @@
+using ScalingInteractive.Training;
 using ScalingInteractive.Core;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -168,4 +169,30 @@ public sealed class SubspaceModel : IDisposable
         Z.Dispose();
         Lambdas?.Dispose();
     }
+}
+
+/// <summary>Random-subspace training through a <see cref="SubspaceModel"/>: only z (and the SAID scales) train.</summary>
+/// <param name="subspace">The subspace wrapper of the module.</param>
+public sealed class SubspaceParametrisation(SubspaceModel subspace) : IParametrisation
+{
+    private readonly SubspaceModel _subspace = subspace ?? throw new ArgumentNullException(nameof(subspace));
+
+    /// <inheritdoc />
+    public string Kind => "subspace";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TrainableTensor> Trainable =>
+        _subspace.Lambdas is null ? [new("z", _subspace.Z)] : [new("z", _subspace.Z), new("lambdas", _subspace.Lambdas)];
+
+    /// <inheritdoc />
+    public int Members => 1;
+
+    /// <inheritdoc />
+    public void BeforeForward() => _subspace.WriteParameters();
+
+    /// <inheritdoc />
+    public void AfterBackward() => _subspace.PullGradients();
+
+    /// <inheritdoc />
+    public void Finish() => _subspace.WriteParameters();
 }

@@ -3,7 +3,7 @@ using TorchSharp;
 using ScalingInteractive.Commands;
 using ScalingInteractive.Training;
 using static TorchSharp.torch;
-using FitSchedule = ScalingInteractive.Fitting.LearningRateSchedule;
+using FitSchedule = ScalingInteractive.Core.LearningRateSchedule;
 
 namespace ScalingInteractive.IntrinsicDimension;
 
@@ -151,12 +151,8 @@ public static class SubspaceTraining
     {
         var random = new Random(seed);
         var hooks = new TrainerHooks { Loss = _ => task.BatchLoss(model, random, options.BatchSize) };
-        var trainer = new TrainerOptions
-        {
-            Schedule = FitSchedule.Constant(learningRate, options.Steps), Optimizer = TrainingOptions.Adam,
-            LogEvery = Math.Max(1, options.Steps / 20),
-        };
-        return Trainer.Train(parametrisation, hooks, trainer, progress, cancellationToken);
+        var trainer = TrainerOptions.Single(FitSchedule.Constant(learningRate, options.Steps), TrainingOptions.Adam, logEvery: Math.Max(1, options.Steps / 20));
+        return Trainer.Train(parametrisation, hooks, trainer, progress, cancellationToken).Single();
     }
 
     /// <summary>The run-store key of a run (<see cref="SubspaceRunConfig.Key"/>; the full baseline has d = 0).</summary>

@@ -1,3 +1,4 @@
+using ScalingInteractive.Training;
 using ScalingInteractive.Core;
 using System.Text.RegularExpressions;
 using TorchSharp;
@@ -134,15 +135,15 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One adapted layer of a <see cref="LoraAttachment"/>.</summary>
-/// <param name="Name">Module name, e.g. <c>blocks.0.attn.qkv</c>.</param>
-/// <param name="Layer">The model's Linear.</param>
+/// <param name="Name">Layer name, e.g. <c>blocks.0.attn.qkv</c>.</param>
+/// <param name="Weight">The model's weight matrix [out, in] (a parameter).</param>
 /// <param name="BaseWeight">A frozen copy of the pre-trained weight W0.</param>
 /// <param name="A">LoRA A, [r, in].</param>
 /// <param name="B">LoRA B, [out, r] (starts at zero).</param>
-public sealed record LoraTarget(string Name, Linear Layer, Tensor BaseWeight, Parameter A, Parameter B);
+public sealed record LoraTarget(string Name, Tensor Weight, Tensor BaseWeight, Parameter A, Parameter B);
 
 /// <summary>
-/// LoRA attached to the Linear layers of an existing model chosen by name (<see cref="LoraOptions.TargetPatterns"/>),
+/// LoRA attached to the weight matrices of an existing model chosen by layer name (<see cref="LoraOptions.TargetPatterns"/>),
 /// without changing the model's code. TorchSharp's <see cref="Linear"/> is sealed and models call it directly, so the
 /// branch cannot be spliced into the forward pass; instead the adapter works in weight space, which is exact for
 /// LoRA without dropout: before each forward <see cref="Sync"/> writes W = W0 + s B A into the layer, and after
@@ -171,18 +172,29 @@ public sealed class LoraAttachment : IDisposable
     public IReadOnlyList<LoraTarget> Targets { get; }
 
     /// <summary>
-    /// Attaches LoRA to every Linear of <paramref name="model"/> whose name matches a target pattern. Throws
-    /// <see cref="ArgumentException"/> when none matches (listing the Linear names) or when dropout is asked for.
+    /// The weight matrices of <paramref name="model"/> LoRA can adapt, by layer name (the parameter name without
+    /// <c>.weight</c>): every two-dimensional <c>*.weight</c> but embeddings, e.g. <c>blocks.0.attn.qkv</c> of a proxy
+    /// transformer or the Linear layers of any module.
+    /// </summary>
+    public static IReadOnlyList<(string Name, Parameter Weight)> Matrices(nn.Module model) =>
+        model.named_parameters()
+            .Where(p => p.name.EndsWith(".weight", StringComparison.Ordinal) && p.parameter.dim() == 2 && !p.name.Contains("emb", StringComparison.Ordinal))
+            .Select(p => (p.name[..^".weight".Length], p.parameter)).ToList();
+
+    /// <summary>
+    /// Attaches LoRA to every weight matrix of <paramref name="model"/> (<see cref="Matrices"/>) whose layer name matches a
+    /// target pattern. Throws <see cref="ArgumentException"/> when none matches (listing the layer names) or when dropout
+    /// is asked for.
     /// </summary>
     public static LoraAttachment Attach(nn.Module model, LoraOptions options)
     {
         options.Validate();
         if (options.Dropout > 0)
             throw new ArgumentException("LoRA dropout needs the LoRA branch in the forward pass: wrap layers in LoraLinear when building the model; weight-space attachment supports dropout 0 only.", nameof(options));
-        var linears = model.named_modules().Where(m => m.module is Linear).Select(m => (m.name, (Linear)m.module)).ToList();
-        var chosen = linears.Where(l => options.Targets(l.name)).ToList();
+        var matrices = Matrices(model);
+        var chosen = matrices.Where(l => options.Targets(l.Name)).ToList();
         if (chosen.Count == 0)
-            throw new ArgumentException($"No Linear layer matches the LoRA target patterns [{string.Join(", ", options.TargetPatterns)}]. Linear layers: {string.Join(", ", linears.Select(l => l.name))}.", nameof(options));
+            throw new ArgumentException($"No weight matrix matches the LoRA target patterns [{string.Join(", ", options.TargetPatterns)}]. Layers: {string.Join(", ", matrices.Select(l => l.Name))}.", nameof(options));
         var targets = new List<LoraTarget>();
         var attachment = new LoraAttachment(model, options, targets);
         foreach (var p in model.parameters())
@@ -190,13 +202,12 @@ public sealed class LoraAttachment : IDisposable
             attachment._frozen.Add((p, p.requires_grad));
             p.requires_grad = false;
         }
-        foreach (var (name, layer) in chosen)
+        foreach (var (name, w) in chosen)
         {
-            var w = layer.weight!;
             var a = empty(new long[] { options.Rank, w.shape[1] }, w.dtype, w.device);
             nn.init.kaiming_uniform_(a, Math.Sqrt(5));
             var b = zeros(new long[] { w.shape[0], options.Rank }, w.dtype, w.device);
-            targets.Add(new LoraTarget(name, layer, w.detach().clone(), new Parameter(a), new Parameter(b)));
+            targets.Add(new LoraTarget(name, w, w.detach().clone(), new Parameter(a), new Parameter(b)));
             w.requires_grad = true; // G = dL/dW is what the LoRA gradients are computed from
         }
         return attachment;
@@ -222,7 +233,7 @@ public sealed class LoraAttachment : IDisposable
         foreach (var t in Targets)
         {
             using var scope = NewDisposeScope();
-            t.Layer.weight!.copy_(t.BaseWeight.Plus(DeltaWeight(t)));
+            t.Weight.copy_(t.BaseWeight.Plus(DeltaWeight(t)));
         }
     }
 
@@ -233,7 +244,7 @@ public sealed class LoraAttachment : IDisposable
         using var noGrad = no_grad();
         foreach (var t in Targets)
         {
-            var weight = t.Layer.weight!;
+            var weight = t.Weight;
             using var g = weight.grad;
             if (g is null) continue;
             var gradB = g.matmul(t.A.mT).Times(Options.Scaling);
@@ -261,9 +272,9 @@ public sealed class LoraAttachment : IDisposable
         else
         {
             using var noGrad = no_grad();
-            foreach (var t in Targets) t.Layer.weight!.copy_(t.BaseWeight);
+            foreach (var t in Targets) t.Weight.copy_(t.BaseWeight);
         }
-        foreach (var t in Targets) t.Layer.weight!.grad = null;
+        foreach (var t in Targets) t.Weight.grad = null;
         foreach (var (p, requiresGrad) in _frozen) p.requires_grad = requiresGrad;
         Dispose();
     }
@@ -278,4 +289,30 @@ public sealed class LoraAttachment : IDisposable
             t.BaseWeight.Dispose();
         }
     }
+}
+
+/// <summary>LoRA through a <see cref="LoraAttachment"/>: only the A and B matrices train.</summary>
+/// <param name="attachment">The attached adapters.</param>
+public sealed class LoraParametrisation(LoraAttachment attachment) : IParametrisation
+{
+    private readonly LoraAttachment _attachment = attachment ?? throw new ArgumentNullException(nameof(attachment));
+
+    /// <inheritdoc />
+    public string Kind => "lora";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TrainableTensor> Trainable =>
+        _attachment.Targets.SelectMany(t => new[] { new TrainableTensor(t.Name + ".lora_A", t.A) { Decays = true }, new TrainableTensor(t.Name + ".lora_B", t.B) { Decays = true } }).ToList();
+
+    /// <inheritdoc />
+    public int Members => 1;
+
+    /// <inheritdoc />
+    public void BeforeForward() => _attachment.Sync();
+
+    /// <inheritdoc />
+    public void AfterBackward() => _attachment.PullGradients();
+
+    /// <inheritdoc />
+    public void Finish() => _attachment.Sync();
 }

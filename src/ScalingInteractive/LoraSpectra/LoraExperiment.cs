@@ -149,7 +149,7 @@ public sealed record LoraRunRecord
     /// <summary>Validation loss on A after fine-tuning (forgetting = after - before).</summary>
     public double PretrainLossAfter { get; init; }
 
-    /// <summary>Training broke the package's <see cref="Training.DivergenceRule"/>, or an evaluation loss was non-finite.</summary>
+    /// <summary>Training broke the package's <see cref="DivergenceRule"/>, or an evaluation loss was non-finite.</summary>
     public bool Diverged { get; init; }
 
     /// <summary>Intruder analysis of the adapted matrices (pre-trained vs fine-tuned).</summary>
@@ -576,19 +576,20 @@ public static class LoraExperiment
             },
             StopAfter = stopAfter,
         };
-        return Trainer.Train(parametrisation, hooks, TrainerOptionsFor(steps, peak), null, ct);
+        return Trainer.Train(parametrisation, hooks, TrainerOptionsFor(steps, peak), null, ct).Single();
     }
 
     /// <summary>The experiment's optimiser and schedule for a run of <paramref name="steps"/> steps at peak rate <paramref name="peak"/>.</summary>
-    private static TrainerOptions TrainerOptionsFor(int steps, double peak) => new()
-    {
-        Schedule = Fitting.LearningRateSchedule.Cosine(peak, steps, Math.Min(steps, Math.Max(1, steps / 20)), minimum: 0.1 * peak),
-        Optimizer = new AdamWOptions { Beta1 = 0.9, Beta2 = 0.95, WeightDecay = 0, GradClip = 1.0 },
-        LogEvery = 50,
-    };
+    private static TrainerOptions TrainerOptionsFor(int steps, double peak) => TrainerOptions.Single(
+        LearningRateSchedule.Cosine(peak, steps, Math.Min(steps, Math.Max(1, steps / 20)), minimum: 0.1 * peak),
+        new AdamWOptions { Beta1 = 0.9, Beta2 = 0.95, WeightDecay = 0, GradClip = 1.0 }, logEvery: 50);
 
     private static double Evaluate(ProxyTransformer model, IReadOnlyList<(Tensor Input, Tensor Target)> batches) =>
         ProxyTransformer.MeanCrossEntropy(model, batches);
+
+    // The weights LoRA adapts (the spectra compare exactly these).
+    private static List<string> TargetNames(LoraExperimentOptions options, ProxyTransformer model) =>
+        LoraAttachment.Matrices(model).Where(m => Lora(options, 1, false).Targets(m.Name)).Select(m => m.Name + ".weight").ToList();
 
     private static LoraOptions Lora(LoraExperimentOptions options, int rank, bool rs) =>
         new() { Rank = rank, Alpha = options.Alpha, RankStabilized = rs, TargetPatterns = options.TargetPatterns };
@@ -608,7 +609,7 @@ public static class LoraExperiment
         {
             manual_seed(options.Seed + 17 * rank + (rs ? 1 : 0));
             created = NewModel(options, device, pretrained);
-            targetNames = created.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && Lora(options, 1, false).Targets(m.name)).Select(m => m.name + ".weight").ToList();
+            targetNames = TargetNames(options, created);
             if (rank != 0) attachment = LoraAttachment.Attach(created, Lora(options, rank, rs));
         }
         using var model = created;
@@ -670,7 +671,7 @@ public static class LoraExperiment
         manual_seed(options.Seed + 17 * rank + (rs ? 1 : 0));
         using var model = NewModel(options, device, pretrained);
         var random = new Random(unchecked((int)options.Seed) ^ 0x7a26e7);
-        var targetNames = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && Lora(options, 1, false).Targets(m.name)).Select(m => m.name + ".weight").ToList();
+        var targetNames = TargetNames(options, model);
         var baseSubset = targetNames.ToDictionary(n => n, n => pretrained[n]);
         LoraAttachment? attachment = rank == 0 ? null : LoraAttachment.Attach(model, Lora(options, rank, rs));
         IParametrisation parametrisation = attachment is null ? new FullParametrisation(model) : new LoraParametrisation(attachment);
@@ -700,10 +701,10 @@ public static class LoraExperiment
                 var (input, target) = corpora.Tasks[0].SampleBatch(false, options.BatchSize, options.SequenceLength, random, device);
                 return ProxyTransformer.CrossEntropy(model.forward(input), target);
             },
-            AfterStep = step => { if (step % evaluateEvery == 0 || step == options.FineTuneSteps) Measure(step); },
+            AfterStep = (step, _) => { if (step % evaluateEvery == 0 || step == options.FineTuneSteps) Measure(step); },
             StopAfter = _ => nonFinite || (levels.Length > 0 && snapshots.Count == levels.Length),
         };
-        var outcome = Trainer.Train(parametrisation, hooks, TrainerOptionsFor(options.FineTuneSteps, lr), null, ct);
+        var outcome = Trainer.Train(parametrisation, hooks, TrainerOptionsFor(options.FineTuneSteps, lr), null, ct).Single();
         attachment?.Detach(keepMerged: true);
         return new LoraTrajectoryRecord
         {
@@ -717,7 +718,7 @@ public static class LoraExperiment
     {
         manual_seed(options.Seed + 1000 + rank);
         using var model = NewModel(options, device, pretrained);
-        var targetNames = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && Lora(options, 1, false).Targets(m.name)).Select(m => m.name + ".weight").ToList();
+        var targetNames = TargetNames(options, model);
         var random = new Random(unchecked((int)options.Seed) ^ 0x5e9);
         var losses = new List<double[]> { evaluation.Select(e => Evaluate(model, e)).ToArray() };
         var intruders = new List<int> { 0 };

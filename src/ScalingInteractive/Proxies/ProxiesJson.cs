@@ -16,11 +16,6 @@ namespace ScalingInteractive.Proxies;
 [JsonSerializable(typeof(ProxySweepResultJson))]
 public sealed partial class ProxiesJson : JsonSerializerContext;
 
-/// <summary>What <see cref="ProxyEnsembleTrainer.ShapeKey"/> hashes: the model and the training options with the per-member fields blanked.</summary>
-/// <param name="Model">Model configuration.</param>
-/// <param name="Shared">Training options every member shares.</param>
-public sealed record EnsembleShape(ProxyModelConfig Model, ProxyTrainingOptions Shared);
-
 /// <summary>The JSON form of a <see cref="ProxySweepResult"/>.</summary>
 /// <param name="Rows">One row per run.</param>
 /// <param name="Sensitivities">LR sensitivity per setting and size.</param>

@@ -37,7 +37,7 @@ public sealed record ProxySetting
     public bool StandardParametrisation { get; init; }
 
     /// <summary>Schedule (null: base).</summary>
-    public LearningRateSchedule? Schedule { get; init; }
+    public ScheduleShape? Schedule { get; init; }
 
     /// <summary>The model and training options of this setting applied to a base.</summary>
     public (ProxyModelConfig Model, ProxyTrainingOptions Training) Apply(ProxyModelConfig model, ProxyTrainingOptions training)
@@ -176,14 +176,13 @@ public static class ProxySweep
 
     /// <summary>
     /// Runs every spec not yet in <paramref name="store"/> (<see cref="RunSweep.Run"/>). Runs that share a shape
-    /// (<see cref="ProxyEnsembleTrainer.ShapeKey"/>: same model, steps, batch, sequence, ...; they may differ in learning
+    /// (<see cref="ProxyTrainer.ShapeKey"/>: same model, steps, batch, sequence, ...; they may differ in learning
     /// rate, schedule, warm-up, weight decay, z-loss and seed) train together as one ensemble of at most
-    /// <paramref name="maxEnsembleSize"/> members (<see cref="ProxyEnsembleTrainer"/>), the rest one by one (ensembles of
-    /// one). A run's record does not depend on the grouping (timings aside), and equals <see cref="ProxyTrainer.Train"/>'s
-    /// within float rounding (the batched kernels round differently). <paramref name="progress"/>
+    /// <paramref name="maxEnsembleSize"/> members (<see cref="ProxyTrainer"/>), the rest one by one (ensembles of
+    /// one). A run's record does not depend on the grouping (timings aside): it equals the run trained alone. <paramref name="progress"/>
     /// (optional) is told runs done/total and the current step; returns the records of all <paramref name="runs"/>
     /// (old and new), in order. <paramref name="maxEnsembleSize"/> 1 trains every run separately. <paramref name="workers"/>:
-    /// sub-ensembles of each ensemble trained at once on their own threads (<see cref="ProxyEnsembleTrainer"/>); by
+    /// sub-ensembles of each ensemble trained at once on their own threads (<see cref="ProxyTrainer"/>); by
     /// default, on a CPU, the cores not used by LibTorch's own threads (cores / <c>torch.get_num_threads()</c>: with one
     /// LibTorch thread on 2 cores, 2 workers), and 1 on a GPU.
     /// </summary>
@@ -199,7 +198,7 @@ public static class ProxySweep
         // Ensembles: runs of one shape, in chunks of at most maxEnsembleSize, in the order they first appear.
         var group = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var chunk in runs.Where(r => !store.Contains(r.Key)).DistinctBy(r => r.Key)
-                     .GroupBy(r => ProxyEnsembleTrainer.ShapeKey(r.Model, r.Training))
+                     .GroupBy(r => ProxyTrainer.ShapeKey(r.Model, r.Training))
                      .SelectMany(g => g.Chunk(maxEnsembleSize)))
         {
             int id = group.Count == 0 ? 0 : group.Values.Max() + 1;
@@ -213,11 +212,10 @@ public static class ProxySweep
             string label = members.Count == 1
                 ? $"{first.Setting} width {first.Model.Width} lr {first.Training.LearningRate:G3} seed {first.Training.Seed}"
                 : $"ensemble of {members.Count} (width {first.Model.Width}, lr {members.Min(m => m.Training.LearningRate):G3}-{members.Max(m => m.Training.LearningRate):G3})";
-            // Every group, one run included, goes through the ensemble trainer: a member's numbers do not depend on which
-            // runs share its ensemble (bit-identical for K = 1, 2, 5 with one thread), so a sweep split into shards
-            // (Sweeps/, Slurm) gives exactly the records of the same sweep run here in one piece.
-            var results = ProxyEnsembleTrainer.Train(members.Select(m => (m.Model, m.Training)).ToList(), corpus, device, threads,
-                (member, m) => { if (member == 0) progress?.Report(done, $"{label}: step {m.Step}/{first.Training.Steps}, loss {m.Loss:F3}", best); }, cancellationToken);
+            // A run's numbers do not depend on which runs share its ensemble (bit-identical for K = 1, 2, 5 with one
+            // thread), so a sweep split into shards (Sweeps/, Slurm) gives exactly the records of the same sweep run here.
+            var steps = progress is null ? null : new StepProgress(progress, () => done, () => label, () => best);
+            var results = ProxyTrainer.Train(members.Select(m => (m.Model, m.Training)).ToList(), corpus, device, threads, steps, cancellationToken);
             done += members.Count;
             var last = results[^1];
             best = last.Diverged ? $"last: {label} diverged" : $"last: {label} -> {results.Where(r => !r.Diverged).Min(r => r.FinalLoss):F3}";
@@ -225,6 +223,14 @@ public static class ProxySweep
         }, r => group.TryGetValue(r.Key, out int id) ? id : -1, progress, cancellationToken);
         progress?.Complete($"{runs.Count} runs in {clock.Elapsed.TotalSeconds:F0} s (finished runs are skipped on restart)");
         return records;
+    }
+
+    // A group's step reports shown as the sweep's: runs done so far, the group's label and its step.
+    private sealed class StepProgress(IProgressSink sweep, Func<int> runsDone, Func<string> label, Func<string> best) : IProgressSink
+    {
+        public void Report(int done, string? status = null, string? bestSoFar = null) => sweep.Report(runsDone(), $"{label()}: {status}", best());
+
+        public void Complete(string? status = null) { }
     }
 }
 
@@ -272,9 +278,9 @@ public static class ProxyExperiments
         {
             Experiment = "schedule-curves", Widths = [width], Depth = depth, HeadDim = headDim, BaseModel = baseModel ?? new(),
             LearningRates = [training.LearningRate], Seeds = [training.Seed], Training = training,
-            Settings = [new ProxySetting { Name = "constant", Schedule = LearningRateSchedule.Constant },
-                        new ProxySetting { Name = "cosine", Schedule = LearningRateSchedule.Cosine },
-                        new ProxySetting { Name = "wsd", Schedule = LearningRateSchedule.WarmupStableDecay }],
+            Settings = [new ProxySetting { Name = "constant", Schedule = ScheduleShape.Constant },
+                        new ProxySetting { Name = "cosine", Schedule = ScheduleShape.Cosine },
+                        new ProxySetting { Name = "wsd", Schedule = ScheduleShape.WarmupStableDecay }],
         }.Runs();
 
     /// <summary>

@@ -1,4 +1,4 @@
-using ScalingInteractive.Core;
+using ScalingInteractive.Runs;
 using ScalingInteractive.Training;
 using static TorchSharp.torch;
 
@@ -24,115 +24,227 @@ public sealed record ProxyMetrics(int Step, double LearningRate, double Loss, do
 /// <param name="Loss">Mean cross-entropy over the fixed validation batches.</param>
 public sealed record ProxyValidationPoint(int Step, double Loss);
 
+/// <summary>What <see cref="ProxyTrainer.ShapeKey"/> hashes: the model and the training options with the per-run fields blanked.</summary>
+/// <param name="Model">Model configuration.</param>
+/// <param name="Shared">Training options every run of an ensemble shares.</param>
+public sealed record EnsembleShape(ProxyModelConfig Model, ProxyTrainingOptions Shared);
+
 /// <summary>
-/// Trains a <see cref="ProxyTransformer"/> nanoGPT-style, top to bottom: sample a batch, forward, cross-entropy
-/// (+ z-loss), backward, clip, AdamW step with the scheduled rate. Only logging steps synchronise with the host.
-/// The loop itself is the package's one <see cref="Trainer"/> (full parametrisation with muP multipliers); a logged
-/// loss that breaks the <see cref="DivergenceRule"/> (factor <see cref="ProxyTrainingOptions.DivergenceFactor"/>) ends
-/// the run as diverged.
+/// Trains proxy transformers, nanoGPT-style, through the package's one <see cref="Trainer"/>: sample a batch, forward,
+/// cross-entropy (+ z-loss), backward, clip, AdamW step with the scheduled rate; only logged steps synchronise with the
+/// host. Runs that share a shape (<see cref="ShapeKey"/>) train together as one ensemble, a <see cref="ProxyTransformer"/>
+/// with one member per run: the same initialisation as alone (its seed), the same batches in the same order (its seed's
+/// stream), its own schedule, weight decay (coupled or independent), z-loss, AdamW moments and clipping, and the
+/// package's <see cref="DivergenceRule"/> per run (a diverged run is frozen there while the others go on). A single run
+/// is an ensemble of one, and a run's numbers do not depend on which runs share its ensemble.
 /// </summary>
 public static class ProxyTrainer
 {
-    /// <summary>
-    /// Trains one run. <paramref name="onLog"/> sees each logged step; <paramref name="cancellationToken"/> is checked
-    /// every step (an <see cref="OperationCanceledException"/> leaves nothing half-written: the run simply has no result).
-    /// </summary>
+    /// <summary>Trains one run. <paramref name="progress"/> gets (steps done, status) at logged steps.</summary>
     public static ProxyRunResult Train(ProxyModelConfig modelConfig, ProxyTrainingOptions options, TextCorpus corpus, Device device,
-        Action<ProxyMetrics>? onLog = null, CancellationToken cancellationToken = default)
+        IProgressSink? progress = null, CancellationToken cancellationToken = default) =>
+        Train([(modelConfig, options)], corpus, device, workers: 1, progress, cancellationToken)[0];
+
+    /// <summary>
+    /// A key equal for runs that can train as one ensemble: the model and the training options with the per-run fields
+    /// (learning rate and its minimum, schedule, warm-up, decay fraction, weight decay and its mode, z-loss and its
+    /// coefficient, seed) blanked out.
+    /// </summary>
+    public static string ShapeKey(ProxyModelConfig model, ProxyTrainingOptions training)
     {
-        ArgumentNullException.ThrowIfNull(modelConfig);
-        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(training);
+        var shared = training with
+        {
+            LearningRate = 1, MinLearningRate = 0, Schedule = ScheduleShape.Cosine, WarmupSteps = 0, DecayFraction = 0.2,
+            WeightDecay = 0, WeightDecayMode = WeightDecayMode.Coupled, ZLoss = false, ZLossCoefficient = 1e-4, Seed = 0,
+        };
+        return RunKeys.Of(new EnsembleShape(model, shared), ProxiesJson.Default.EnsembleShape);
+    }
+
+    /// <summary>
+    /// Trains every (model, training) pair of one shape as one ensemble; returns one result per run, in order, equal to
+    /// the run trained alone. The runs are dealt round-robin to <paramref name="workers"/> sub-ensembles trained at the
+    /// same time, each on its own thread: on a CPU, tiny models use several cores better as independent ensembles each
+    /// on one LibTorch thread than as one ensemble whose small kernels are split across threads (set LibTorch's thread
+    /// count to cores / workers). <paramref name="progress"/> is told steps done and a status, from the worker threads,
+    /// one call at a time.
+    /// </summary>
+    public static IReadOnlyList<ProxyRunResult> Train(IReadOnlyList<(ProxyModelConfig Model, ProxyTrainingOptions Training)> runs, TextCorpus corpus, Device device,
+        int workers = 1, IProgressSink? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
         ArgumentNullException.ThrowIfNull(corpus);
-        modelConfig.Validate();
-        options.Validate();
-        if (options.SequenceLength > modelConfig.ContextLength)
-            throw new ArgumentException($"SequenceLength {options.SequenceLength} exceeds the model's ContextLength {modelConfig.ContextLength}.", nameof(options));
-        if (corpus.TrainTokens < options.SequenceLength + 1 || corpus.ValidationTokens < options.SequenceLength + 1)
-            throw new ArgumentException($"Corpus '{corpus.Name}' is too short for sequence length {options.SequenceLength}: train {corpus.TrainTokens} and validation {corpus.ValidationTokens} tokens, each needs at least {options.SequenceLength + 1}.", nameof(corpus));
+        if (workers < 1) throw new ArgumentException($"workers must be at least 1; got {workers}.", nameof(workers));
+        workers = Math.Min(workers, runs.Count);
+        if (workers <= 1) return TrainTogether(runs, corpus, device, progress, cancellationToken);
+        // Round-robin: a sorted learning-rate grid puts its diverging (early-frozen) top rates in every share.
+        var shares = Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, runs.Count).Where(i => i % workers == w).ToArray()).ToArray();
+        var results = new ProxyRunResult[runs.Count];
+        var serial = progress is null ? null : new SerialProgress(progress);
+        Workers.Run(workers, workers, (worker, token) =>
+        {
+            var share = shares[worker];
+            var trained = TrainTogether(share.Select(i => runs[i]).ToList(), corpus, device, serial, token);
+            for (int j = 0; j < share.Length; j++) results[share[j]] = trained[j];
+        }, cancellationToken);
+        return results;
+    }
 
-        using var model = new ProxyTransformer(modelConfig, device, options.Seed);
-        var named = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        var batches = new Random(unchecked((int)options.Seed) ^ 0x5eed);
-        var validationAt = new HashSet<int>(options.ValidationSteps);
-        var metrics = new List<ProxyMetrics>();
-        var validation = new List<ProxyValidationPoint>();
+    private static IReadOnlyList<ProxyRunResult> TrainTogether(IReadOnlyList<(ProxyModelConfig Model, ProxyTrainingOptions Training)> runs, TextCorpus corpus, Device device,
+        IProgressSink? progress, CancellationToken cancellationToken)
+    {
+        if (runs.Count == 0) return [];
+        foreach (var (runModel, runTraining) in runs)
+        {
+            runModel.Validate();
+            runTraining.Validate();
+        }
+        string shape = ShapeKey(runs[0].Model, runs[0].Training);
+        if (runs.Any(r => ShapeKey(r.Model, r.Training) != shape))
+            throw new ArgumentException("Runs of one ensemble must share the model and every training setting but the learning rate, schedule, warm-up, weight decay, z-loss and seed.", nameof(runs));
+        var config = runs[0].Model;
+        var o = runs[0].Training; // shared settings
+        if (o.SequenceLength > config.ContextLength)
+            throw new ArgumentException($"SequenceLength {o.SequenceLength} exceeds the model's ContextLength {config.ContextLength}.", nameof(runs));
+        if (corpus.TrainTokens < o.SequenceLength + 1 || corpus.ValidationTokens < o.SequenceLength + 1)
+            throw new ArgumentException($"Corpus '{corpus.Name}' is too short for sequence length {o.SequenceLength}: train {corpus.TrainTokens} and validation {corpus.ValidationTokens} tokens, each needs at least {o.SequenceLength + 1}.", nameof(corpus));
 
-        double initialLoss = ValidationLoss(model, corpus, options, device);
-        validation.Add(new ProxyValidationPoint(0, initialLoss));
+        int total = runs.Count;
+        var training = runs.Select(r => r.Training).ToArray();
+        // Batch streams: one per run; runs with one seed read the very same batches (one stream serves them all).
+        bool sharedData = training.All(t => t.Seed == training[0].Seed);
+        var streams = training.Select(t => new Random(unchecked((int)t.Seed) ^ 0x5eed)).ToArray();
+        var validationAt = new HashSet<int>(o.ValidationSteps);
+        using var model = new ProxyTransformer(config, training.Select(t => t.Seed).ToArray(), device);
+        var metrics = Enumerable.Range(0, total).Select(_ => new List<ProxyMetrics>()).ToArray();
+        var validation = Enumerable.Range(0, total).Select(_ => new List<ProxyValidationPoint>()).ToArray();
+        var initial = ValidationLosses(model, corpus, o, device);
+        for (int i = 0; i < total; i++) validation[i].Add(new ProxyValidationPoint(0, initial[i]));
+
+        IReadOnlyList<int> active = Enumerable.Range(0, total).ToList();
         Tensor? crossEntropy = null, logZ = null, logits = null; // the step's tensors, kept for its metrics
         var hooks = new TrainerHooks
         {
             MeasureUpdate = true,
             Loss = step =>
             {
+                active = step.Active;
                 model.CaptureStatistics = step.Log;
-                var (input, target) = corpus.SampleBatch(false, options.BatchSize, options.SequenceLength, batches, device);
-                logits = model.forward(input);
-                crossEntropy = ProxyTransformer.CrossEntropy(logits, target);
-                logZ = options.ZLoss || step.Log ? logits.logsumexp(-1) : null;
-                return options.ZLoss ? crossEntropy.Plus(ZLoss(logZ!, options.ZLossCoefficient)) : crossEntropy;
+                Tensor input, target;
+                if (sharedData)
+                {
+                    (input, target) = corpus.SampleBatch(false, o.BatchSize, o.SequenceLength, streams[0], device);
+                    target = target.reshape(-1);
+                }
+                else
+                {
+                    var batches = active.Select(i => corpus.SampleBatch(false, o.BatchSize, o.SequenceLength, streams[i], device)).ToList();
+                    input = stack(batches.Select(b => b.Input).ToList(), 0);
+                    target = stack(batches.Select(b => b.Target.reshape(-1)).ToList(), 0);
+                }
+                logits = model.Forward(input);
+                crossEntropy = ProxyTransformer.MemberCrossEntropy(logits, target); // [K]
+                var coefficients = active.Select(i => training[i].ZLoss ? training[i].ZLossCoefficient : 0.0).ToArray();
+                bool anyZ = coefficients.Any(c => c > 0);
+                logZ = anyZ || step.Log ? logits.logsumexp(-1) : null; // [K, N]
+                return anyZ ? crossEntropy.Plus(logZ!.Squared().mean([1]) * Vector(coefficients, device)) : crossEntropy;
             },
             OnLog = logged =>
             {
-                var point = Measure(model, named, logged.Step, logged.LearningRate, crossEntropy!, logZ!, logits!, logged.GradNorm, logged.UpdateRms!, options.ZLossCoefficient);
-                metrics.Add(point);
-                onLog?.Invoke(point);
-                return point.Loss; // the rule judges the cross-entropy, as before (not the z-loss sum)
+                int k = logged.Active.Count;
+                var flat = model.Flat;
+                // One host synchronisation for every run's statistics: rows of a [S, K] matrix.
+                var rows = new List<Tensor>
+                {
+                    crossEntropy!.detach(), logZ!.Squared().mean([1]), logZ!.mean([1]), logits!.detach().abs().view(k, -1).amax([1]),
+                    logged.GradNorm, flat.Squared().sum([1]).DividedByInPlace(model.Size).sqrt_(), logged.UpdateRms!,
+                };
+                rows.AddRange(model.LastMaxAttentionLogits);
+                rows.AddRange(model.LastActivationRms);
+                // float32 on the device (float64 is not on every backend), widened on the host.
+                var values = stack(rows.Select(r => r.to_type(ScalarType.Float32)).ToList(), 0).cpu().data<float>().Select(x => (double)x).ToArray();
+                int layers = model.LastMaxAttentionLogits.Count, s = rows.Count;
+                var losses = new double[k];
+                for (int j = 0; j < k; j++)
+                {
+                    int i = logged.Active[j];
+                    double At(int row) => values[row * k + j];
+                    metrics[i].Add(new ProxyMetrics(logged.Step, logged.LearningRates[j], At(0), training[i].ZLossCoefficient * At(1), At(2), At(3), At(4), At(5), At(6),
+                        Enumerable.Range(7, layers).Select(At).ToArray(), Enumerable.Range(7 + layers, s - 7 - layers).Select(At).ToArray()));
+                    losses[j] = At(0); // the rule judges the cross-entropy, not the z-loss sum
+                }
+                return losses;
             },
-            AfterStep = steps =>
+            AfterStep = (done, stillTraining) =>
             {
-                if (validationAt.Contains(steps) && steps != options.Steps)
-                    validation.Add(new ProxyValidationPoint(steps, ValidationLoss(model, corpus, options, device)));
+                active = stillTraining;
+                if (!validationAt.Contains(done) || done == o.Steps) return;
+                var losses = ValidationLosses(model, corpus, o, device);
+                for (int j = 0; j < active.Count; j++) validation[active[j]].Add(new ProxyValidationPoint(done, losses[j]));
             },
         };
         var trainerOptions = new TrainerOptions
         {
-            Schedule = options.ToSchedule(), Optimizer = options.ToAdamWOptions(), Divergence = options.ToDivergenceRule(),
-            LogEvery = options.LogEvery, InitialLoss = initialLoss, PeakLearningRate = options.LearningRate,
+            Runs = training.Select((t, i) => new TrainingRun(t.ToSchedule()) { Optimizer = t.ToAdamWOptions(), PeakLearningRate = t.LearningRate, InitialLoss = initial[i] }).ToList(),
+            Divergence = o.ToDivergenceRule(),
+            LogEvery = o.LogEvery,
         };
-        var outcome = Trainer.Train(new FullParametrisation(model, model.LearningRateScales()), hooks, trainerOptions, null, cancellationToken);
+        var outcomes = Trainer.Train(new FullParametrisation(model), hooks, trainerOptions, progress, cancellationToken);
         model.CaptureStatistics = false;
-        string? divergence = outcome.DivergenceReason;
-        int steps = outcome.StepsCompleted;
-        double finalValidation = double.NaN;
-        if (divergence is null)
+
+        var divergence = outcomes.Select(x => x.DivergenceReason).ToArray();
+        var final = new double[total];
+        Array.Fill(final, double.NaN);
+        var survivors = active.Where(i => divergence[i] is null).ToList();
+        if (survivors.Count > 0 && survivors.Count == model.Members)
         {
-            finalValidation = ValidationLoss(model, corpus, options, device);
-            validation.Add(new ProxyValidationPoint(steps, finalValidation));
-            if (!double.IsFinite(finalValidation)) divergence = $"validation loss is {finalValidation} at the end";
+            var losses = ValidationLosses(model, corpus, o, device);
+            for (int j = 0; j < survivors.Count; j++)
+            {
+                int i = survivors[j];
+                final[i] = losses[j];
+                validation[i].Add(new ProxyValidationPoint(outcomes[i].StepsCompleted, losses[j]));
+                if (!double.IsFinite(losses[j])) divergence[i] = $"validation loss is {losses[j]} at the end";
+            }
         }
-        var clock = TimeSpan.FromSeconds(outcome.Seconds);
-        long tokens = (long)steps * options.BatchSize * options.SequenceLength;
-        return new ProxyRunResult
+        return Enumerable.Range(0, total).Select(i =>
         {
-            Model = modelConfig,
-            Training = options,
-            Corpus = corpus.Name,
-            Device = device.ToString(),
-            Parameters = model.ParameterCount(includeEmbeddings: false),
-            ParametersWithEmbeddings = model.ParameterCount(includeEmbeddings: true),
-            StepsCompleted = steps,
-            Tokens = tokens,
-            InitialLoss = initialLoss,
-            FinalLoss = divergence is null ? finalValidation : double.NaN,
-            FinalTrainLoss = metrics.Count > 0 ? metrics[^1].Loss : double.NaN,
-            Diverged = divergence is not null,
-            DivergenceReason = divergence,
-            Metrics = metrics,
-            Validation = validation,
-            Seconds = clock.TotalSeconds,
-            TokensPerSecond = tokens / Math.Max(clock.TotalSeconds, 1e-9),
-        };
+            long tokens = (long)outcomes[i].StepsCompleted * o.BatchSize * o.SequenceLength;
+            double seconds = outcomes[i].Seconds; // each run's share of the ensemble's time
+            return new ProxyRunResult
+            {
+                Model = runs[i].Model,
+                Training = training[i],
+                Corpus = corpus.Name,
+                Device = device.ToString(),
+                Parameters = model.ParameterCount(includeEmbeddings: false),
+                ParametersWithEmbeddings = model.ParameterCount(includeEmbeddings: true),
+                StepsCompleted = outcomes[i].StepsCompleted,
+                Tokens = tokens,
+                InitialLoss = initial[i],
+                FinalLoss = divergence[i] is null ? final[i] : double.NaN,
+                FinalTrainLoss = metrics[i].Count > 0 ? metrics[i][^1].Loss : double.NaN,
+                Diverged = divergence[i] is not null,
+                DivergenceReason = divergence[i],
+                Metrics = metrics[i],
+                Validation = validation[i],
+                Seconds = seconds,
+                TokensPerSecond = tokens / Math.Max(seconds, 1e-9),
+            };
+        }).ToList();
     }
 
     /// <summary>The z-loss: <paramref name="coefficient"/> * mean over tokens of log(Z)^2, from log Z per token.</summary>
     public static Tensor ZLoss(Tensor logZ, double coefficient) => logZ.Squared().mean().Times(coefficient);
 
-    /// <summary>Mean cross-entropy over <see cref="ProxyTrainingOptions.ValidationBatches"/> fixed validation batches.</summary>
-    public static double ValidationLoss(ProxyTransformer model, TextCorpus corpus, ProxyTrainingOptions options, Device device)
+    /// <summary>
+    /// Each member's mean cross-entropy over <see cref="ProxyTrainingOptions.ValidationBatches"/> fixed validation batches
+    /// (the same batches every time, so validation losses of a run and across runs are comparable).
+    /// </summary>
+    public static double[] ValidationLosses(ProxyTransformer model, TextCorpus corpus, ProxyTrainingOptions options, Device device)
     {
         ArgumentNullException.ThrowIfNull(model);
-        // The same batches every time (fixed seed), so validation losses of a run and across runs are comparable.
         var random = new Random(12345);
         bool capture = model.CaptureStatistics;
         model.CaptureStatistics = false;
@@ -142,32 +254,22 @@ public static class ProxyTrainer
         for (int b = 0; b < options.ValidationBatches; b++)
         {
             var (input, target) = corpus.SampleBatch(true, options.BatchSize, options.SequenceLength, random, device);
-            losses.Add(ProxyTransformer.CrossEntropy(model.forward(input), target));
+            losses.Add(ProxyTransformer.MemberCrossEntropy(model.Forward(input), target.reshape(-1)).to_type(ScalarType.Float32));
         }
-        double loss = stack(losses.ToArray()).mean().item<float>();
+        var result = stack(losses, 0).mean([0]).cpu().data<float>().Select(x => (double)x).ToArray();
         model.CaptureStatistics = capture;
-        return loss;
+        return result;
     }
 
-    private static ProxyMetrics Measure(ProxyTransformer model, List<(string Name, Tensor Parameter)> named, int step, double lr, Tensor crossEntropy,
-        Tensor logZ, Tensor logits, Tensor gradNorm, Tensor updateRms, double zCoefficient)
+    private static Tensor Vector(double[] values, Device device) => tensor(values.Select(x => (float)x).ToArray(), device: device);
+
+    // Progress from several worker threads, one report at a time.
+    private sealed class SerialProgress(IProgressSink inner) : IProgressSink
     {
-        using var _ = no_grad();
-        var attention = model.LastMaxAttentionLogits;
-        var activations = model.LastActivationRms;
-        long count = named.Sum(p => p.Parameter.numel());
-        var parameterRms = stack(named.Select(p => p.Parameter.detach().Squared().sum()).ToArray()).sum().DividedBy(count).sqrt();
-        var scalars = new List<Tensor>
-        {
-            crossEntropy.detach(), ZLoss(logZ.detach(), zCoefficient), logZ.detach().mean(), logits.detach().abs().max(),
-            gradNorm, parameterRms, updateRms,
-        };
-        scalars.AddRange(attention);
-        scalars.AddRange(activations);
-        // One host synchronisation for all the step's statistics.
-        var values = stack(scalars.Select(s => s.to_type(ScalarType.Float64).reshape(1)).ToArray()).cpu().data<double>().ToArray();
-        int layers = attention.Count;
-        return new ProxyMetrics(step, lr, values[0], values[1], values[2], values[3], values[4], values[5], values[6],
-            values[7..(7 + layers)], values[(7 + layers)..]);
+        private readonly object _gate = new();
+
+        public void Report(int done, string? status = null, string? best = null) { lock (_gate) inner.Report(done, status, best); }
+
+        public void Complete(string? status = null) { lock (_gate) inner.Complete(status); }
     }
 }

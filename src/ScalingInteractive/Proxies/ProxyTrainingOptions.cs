@@ -1,29 +1,7 @@
 using ScalingInteractive.Training;
-using FitSchedule = ScalingInteractive.Fitting.LearningRateSchedule;
+using FitSchedule = ScalingInteractive.Core.LearningRateSchedule;
 
 namespace ScalingInteractive.Proxies;
-
-/// <summary>Learning-rate schedules (all with an optional linear warm-up first).</summary>
-public enum LearningRateSchedule
-{
-    /// <summary>Linear warm-up, then cosine decay from the peak to the minimum rate (Wortsman et al. default).</summary>
-    Cosine,
-    /// <summary>Linear warm-up, then the peak rate to the end.</summary>
-    Constant,
-    /// <summary>Warm-up, stable at the peak, then a linear decay to the minimum over the last <see cref="ProxyTrainingOptions.DecayFraction"/> of the steps.</summary>
-    WarmupStableDecay,
-    /// <summary>Linear warm-up, then linear decay from the peak to the minimum.</summary>
-    Linear,
-}
-
-/// <summary>How weight decay enters the AdamW update.</summary>
-public enum WeightDecayMode
-{
-    /// <summary>AdamW as in PyTorch: theta -= eta*s_t*(u + lambda*theta); the decay scales with the learning rate.</summary>
-    Coupled,
-    /// <summary>Independent of the learning rate (Wortsman et al. §3.2.2): theta -= s_t*(eta*u + lambda*theta).</summary>
-    Independent,
-}
 
 /// <summary>
 /// Optimisation settings of one proxy training run. Defaults follow Wortsman et al. (2023): AdamW with beta1 0.9,
@@ -47,12 +25,12 @@ public sealed record ProxyTrainingOptions
     public double MinLearningRate { get; init; } = 1e-5;
 
     /// <summary>Schedule shape.</summary>
-    public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Cosine;
+    public ScheduleShape Schedule { get; init; } = ScheduleShape.Cosine;
 
     /// <summary>Linear warm-up steps (0 for none).</summary>
     public int WarmupSteps { get; init; }
 
-    /// <summary>Fraction of the steps spent decaying in <see cref="LearningRateSchedule.WarmupStableDecay"/> (default 0.2).</summary>
+    /// <summary>Fraction of the steps spent decaying in <see cref="ScheduleShape.WarmupStableDecay"/> (default 0.2).</summary>
     public double DecayFraction { get; init; } = 0.2;
 
     /// <summary>Weight decay lambda (applied to matrices and embeddings, not to norms and biases).</summary>
@@ -105,9 +83,9 @@ public sealed record ProxyTrainingOptions
     /// </summary>
     public FitSchedule ToSchedule() => Schedule switch
     {
-        LearningRateSchedule.Constant => FitSchedule.Constant(LearningRate, Steps, WarmupSteps),
-        LearningRateSchedule.Linear => FitSchedule.Linear(LearningRate, Steps, WarmupSteps, MinLearningRate),
-        LearningRateSchedule.WarmupStableDecay => FitSchedule.WarmupStableDecay(LearningRate, Steps, WarmupSteps, DecayFraction, MinLearningRate),
+        ScheduleShape.Constant => FitSchedule.Constant(LearningRate, Steps, WarmupSteps),
+        ScheduleShape.Linear => FitSchedule.Linear(LearningRate, Steps, WarmupSteps, MinLearningRate),
+        ScheduleShape.WarmupStableDecay => FitSchedule.WarmupStableDecay(LearningRate, Steps, WarmupSteps, DecayFraction, MinLearningRate),
         _ => FitSchedule.Cosine(LearningRate, Steps, WarmupSteps, MinLearningRate),
     };
 
@@ -161,7 +139,7 @@ public sealed record ProxyTrainingOptions
     }
 }
 
-/// <summary>Learning rate at each step for the schedules of <see cref="LearningRateSchedule"/>.</summary>
+/// <summary>Learning rate at each step for the schedules of <see cref="ScheduleShape"/>.</summary>
 public static class LearningRateSchedules
 {
     /// <summary>

@@ -95,24 +95,6 @@ public sealed record SweepSpec
         return new SweepSpec { Name = name, Runs = list, Corpus = corpus ?? new SweepCorpus(), Device = device, Threads = threads }.Validate();
     }
 
-    /// <summary>
-    /// The spec of a <c>#!proxy-sweep</c> command line (same parameters, same runs and keys as the local command), e.g.
-    /// <c>SweepSpec.FromProxySweepCommand("#!proxy-sweep --widths [16,32] --learning-rates [1e-3,1e-2] --steps 30")</c>.
-    /// </summary>
-    public static SweepSpec FromProxySweepCommand(string commandLine)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(commandLine);
-        var parsed = Commands.CommandLineParser.Parse(commandLine.TrimStart().StartsWith("#!", StringComparison.Ordinal) ? commandLine : "#!proxy-sweep " + commandLine, _ => null);
-        var command = Commands.CommandCatalog.Get(parsed.CommandName);
-        if (command is not ProxySweepCommand)
-            throw new Commands.CommandException($"SweepSpec.FromProxySweepCommand takes a #!proxy-sweep command line; got {command.Name}.");
-        var arguments = Commands.CommandBinder.BindText(command, parsed.Arguments);
-        var runs = ProxySweepCommand.BuildSpec(arguments).Runs();
-        int threads = arguments.Get<int>("--threads");
-        return ForProxyRuns(arguments.Get<string>("--name") ?? "proxySweep", runs, SweepCorpus.FromName(arguments.Get<string>("--corpus")),
-            arguments.Get<string>("--device") ?? "cpu", threads == 0 ? 1 : threads);
-    }
-
     /// <summary>Checks the spec; returns it. Throws <see cref="InvalidDataException"/> naming what is wrong.</summary>
     public SweepSpec Validate()
     {

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using ScalingInteractive.Commands;
 using ScalingInteractive.Hosting;
 using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
@@ -65,7 +64,7 @@ public static class SweepWorker
             if (parsed.Device is not null) spec = spec with { Device = parsed.Device };
             if (parsed.Threads is int t) spec = spec with { Threads = t };
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or CommandException)
+        catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or UserErrorException)
         {
             error.WriteLine("ScalingInteractive.Worker: " + e.Message);
             error.WriteLine(WorkerArguments.Usage);
@@ -87,7 +86,7 @@ public static class SweepWorker
             output.WriteLine($"{prefix} cancelled after {clock.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s; finished runs are kept, the run in progress is redone on restart");
             return CancelledExitCode;
         }
-        catch (Exception e) when (CommandCatalog.UserErrorMessage(e) is { } message)
+        catch (Exception e) when (UserErrors.MessageOf(e) is { } message)
         {
             error.WriteLine($"{prefix} failed: {message}");
             return 1;

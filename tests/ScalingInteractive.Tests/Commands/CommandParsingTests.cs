@@ -108,7 +108,7 @@ public class CommandParsingTests
     {
         var host = new TestHost();
         await CommandCatalog.InvokeAsync("#!scaling-help", host);
-        var help = Assert.IsType<ScalingInteractive.Display.CommandHelp>(Assert.Single(host.Shown).Value);
+        var help = Assert.IsType<ScalingInteractive.Commands.CommandHelp>(Assert.Single(host.Shown).Value);
         Assert.Equal(CommandCatalog.All.Select(c => c.Name), help.Commands.Select(c => c.Name));
         string text = help.ToText();
         foreach (var command in CommandCatalog.All)
@@ -169,7 +169,7 @@ public class CommandParsingTests
             var (command, p) = (CommandCatalog.Get(name.Split(' ')[0]), name.Split(' ')[1]);
             Assert.True(command.FindParameter(p)!.AcceptsVariable, name);
         }
-        string help = new ScalingInteractive.Display.CommandHelp([CommandCatalog.Get("lora-spectrum")]).ToText();
+        string help = new ScalingInteractive.Commands.CommandHelp([CommandCatalog.Get("lora-spectrum")]).ToText();
         Assert.Contains(CommandParameter.VariableOrPath, help);
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using ScalingInteractive.Commands;
+using ScalingInteractive.Display;
 
 namespace ScalingInteractive.Tests.Commands;
 

@@ -1,3 +1,4 @@
+using ScalingInteractive.Commands;
 using ScalingInteractive.Fitting;
 using Xunit;
 

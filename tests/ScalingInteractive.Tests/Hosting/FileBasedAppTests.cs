@@ -37,7 +37,7 @@ public class FileBasedAppTests
                 </configuration>
                 """);
             // No "#:property PublishAot=false": a file-based app's default (PublishAot=true) turns reflection-based JSON and
-            // dynamic code off, and the library must work there (issue 16: it crashed in SweepSpec.FromProxySweepCommand).
+            // dynamic code off, and the library must work there (issue 16: it crashed in ProxySweepCommand.ToSweepSpec).
             string header = $"""
                 #:package ScalingInteractive@{version}
                 #:package TorchSharp-cpu@0.107.0
@@ -63,6 +63,7 @@ public class FileBasedAppTests
             SafetensorsWriter.Write(Path.Combine(work, "given.safetensors"), [new SafetensorEntry("w", SafetensorDType.F32, [2, 2], data)]);
             // ... then fits a law, trains a sweep from a spec it writes and reads the run store back: every JSON path.
             File.WriteAllText(Path.Combine(work, "safetensorsfirst.cs"), header + """
+                using ScalingInteractive.Commands;
                 using ScalingInteractive.Fitting;
                 using ScalingInteractive.LoraSpectra;
                 using ScalingInteractive.Proxies;
@@ -73,7 +74,7 @@ public class FileBasedAppTests
                 Console.WriteLine("reflection-json=" + System.Text.Json.JsonSerializer.IsReflectionEnabledByDefault);
                 var fit = ScalingFit.Fit(ScalingLaws.Power, FitData.FromArrays([1e6, 1e7, 1e8, 1e9], [4.1, 3.5, 3.1, 2.8]));
                 Console.WriteLine("fit-json=" + System.Text.Json.JsonDocument.Parse(fit.ToJson()).RootElement.ValueKind);
-                var spec = SweepSpec.FromProxySweepCommand("#!proxy-sweep --widths [16] --head-dim 8 --learning-rates [1e-3,1e-2] --steps 4 --batch-size 2 --seq-len 16");
+                var spec = ProxySweepCommand.ToSweepSpec("#!proxy-sweep --widths [16] --head-dim 8 --learning-rates [1e-3,1e-2] --steps 4 --batch-size 2 --seq-len 16");
                 string specPath = spec.Save(Path.Combine(args[0], "spec.json"));
                 string storeFolder = Path.Combine(args[0], "store");
                 SweepWorker.RunShard(SweepSpec.Load(specPath), 0, 1, storeFolder);

@@ -54,7 +54,7 @@ internal static class ReflectionFreeProbe
             });
             Step("sweep spec, worker and store", () =>
             {
-                var spec = SweepSpec.FromProxySweepCommand("#!proxy-sweep --widths [16] --head-dim 8 --learning-rates [1e-3,1e-2] --steps 4 --batch-size 2 --seq-len 16");
+                var spec = ProxySweepCommand.ToSweepSpec("#!proxy-sweep --widths [16] --head-dim 8 --learning-rates [1e-3,1e-2] --steps 4 --batch-size 2 --seq-len 16");
                 string path = spec.Save(Path.Combine(work, "spec.json"));
                 var loaded = SweepSpec.Load(path);
                 if (!loaded.Keys.SequenceEqual(spec.Keys)) throw new InvalidOperationException("the spec's keys changed on the round trip");

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace ScalingInteractive.Tests.Hosting;
 
 /// <summary>
-/// Issue 16: a C# file-based app (PublishAot=true by default) crashed at <c>SweepSpec.FromProxySweepCommand</c> with
+/// Issue 16: a C# file-based app (PublishAot=true by default) crashed at <c>ProxySweepCommand.ToSweepSpec</c> with
 /// "Reflection-based serialization has been disabled". This test runs every JSON path of the library in a child process
 /// with the switches such an app gets (no reflection-based serialisation, no dynamic code); FileBasedAppTests runs a
 /// real file-based app as well.

@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 using Xunit;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
-using FitSchedule = ScalingInteractive.Fitting.LearningRateSchedule;
+using FitSchedule = ScalingInteractive.Core.LearningRateSchedule;
 
 namespace ScalingInteractive.Tests.LoraSpectra;
 
@@ -81,7 +81,7 @@ public class AuditMechanismTests(ITestOutputHelper output)
         {
             var hooks = new TrainerHooks { Loss = _ => FixedGradientLoss() };
             Trainer.Train(new LoraParametrisation(attachment), hooks,
-                new TrainerOptions { Schedule = FitSchedule.Constant(lr, 1), Optimizer = new AdamWOptions { GradClip = 0 }, LogEvery = 1 });
+                TrainerOptions.Single(FitSchedule.Constant(lr, 1), new AdamWOptions { GradClip = 0 }, logEvery: 1));
         }
         else
         {

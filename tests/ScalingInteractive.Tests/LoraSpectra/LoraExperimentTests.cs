@@ -152,7 +152,7 @@ public sealed class LoraExperimentTests : IDisposable
         Assert.Throws<ArgumentException>(() => LoraExperiment.SequenceToLosses(options, TinyCorpora(), CPU, store, rank, lr, [1, 1]));
     }
 
-    private sealed class CountingSink : ScalingInteractive.Commands.IProgressSink
+    private sealed class CountingSink : ScalingInteractive.Core.IProgressSink
     {
         public int Reports;
         public void Report(int done, string? status = null, string? best = null) => Reports++;

@@ -91,9 +91,9 @@ public sealed class LoraTests : IDisposable
         var a1 = fc.A.detach().clone().requires_grad_(); var b1 = fc.B.detach().clone().requires_grad_();
         var a2 = proj.A.detach().clone().requires_grad_(); var b2 = proj.B.detach().clone().requires_grad_();
         double s = options.Scaling;
-        var h = nn.functional.linear(x, fc.BaseWeight, fc.Layer.bias!.detach()) + x.matmul(a1.mT).matmul(b1.mT) * s;
+        var h = nn.functional.linear(x, fc.BaseWeight, Bias(model, "fc")) + x.matmul(a1.mT).matmul(b1.mT) * s;
         h = nn.functional.gelu(h);
-        var p = nn.functional.linear(h, proj.BaseWeight, proj.Layer.bias!.detach()) + h.matmul(a2.mT).matmul(b2.mT) * s;
+        var p = nn.functional.linear(h, proj.BaseWeight, Bias(model, "proj")) + h.matmul(a2.mT).matmul(b2.mT) * s;
         var head = model.named_modules().First(m => m.name == "head").module as Linear;
         var y = nn.functional.linear(p, head!.weight!.detach(), head.bias!.detach());
         y.pow(2).sum().backward();
@@ -105,9 +105,9 @@ public sealed class LoraTests : IDisposable
         Assert.Null(head.weight!.grad);
 
         var w0 = fc.BaseWeight.clone();
-        Assert.False(fc.Layer.weight!.allclose(w0)); // merged while attached
+        Assert.False(fc.Weight.allclose(w0)); // merged while attached
         attachment.Detach(keepMerged: false);
-        Assert.True(fc.Layer.weight!.eq(w0).all().item<bool>());
+        Assert.True(fc.Weight.eq(w0).all().item<bool>());
         Assert.True(head.weight!.requires_grad);
     }
 
@@ -115,7 +115,7 @@ public sealed class LoraTests : IDisposable
     public void Attachment_explains_a_pattern_that_matches_nothing()
     {
         var e = Assert.Throws<ArgumentException>(() => LoraAttachment.Attach(new TwoLayer(), new LoraOptions { TargetPatterns = ["attn"] }));
-        Assert.Contains("Linear layers: fc, proj, head", e.Message);
+        Assert.Contains("Layers: fc, proj, head", e.Message);
         Assert.Throws<ArgumentException>(() => LoraAttachment.Attach(new TwoLayer(), new LoraOptions { Dropout = 0.1 }));
         // The default pattern skips the output head.
         using var all = LoraAttachment.Attach(new TwoLayer(), new LoraOptions());
@@ -223,4 +223,6 @@ public sealed class LoraTests : IDisposable
         Assert.Contains("update of shape [4, 3]", Assert.Throws<InvalidDataException>(() => adapter.MergeInto(new Dictionary<string, Tensor> { ["x.weight"] = randn(3, 3) })).Message);
         Assert.Throws<FileNotFoundException>(() => PeftAdapter.Open(Path.Combine(_dir, "nowhere")));
     }
+
+    private static Tensor Bias(nn.Module model, string layer) => model.named_parameters().First(p => p.name == layer + ".bias").parameter.detach();
 }

@@ -1,3 +1,4 @@
+using ScalingInteractive.Commands;
 using ScalingInteractive.LoraSpectra;
 using Xunit;
 using static TorchSharp.torch;

@@ -92,7 +92,7 @@ public class AuditMechanismTests(ITestOutputHelper output)
         var seeded = coefficients.Select((c, i) => (Tiny, members[i].Item2 with { Seed = 20 + i })).ToList();
         foreach (var grid in new[] { members, seeded })
         {
-            var results = ProxyEnsembleTrainer.Train(grid, corpus, CPU);
+            var results = ProxyTrainer.Train(grid, corpus, CPU);
             for (int i = 0; i < grid.Count; i++)
             {
                 var o = grid[i].Item2;
@@ -113,7 +113,7 @@ public class AuditMechanismTests(ITestOutputHelper output)
         var options = new ProxyTrainingOptions
         {
             Steps = 150, BatchSize = 8, SequenceLength = 32, LogEvery = 10, ValidationBatches = 1, Seed = 3,
-            LearningRate = 3e-2, Schedule = LearningRateSchedule.Constant, MinLearningRate = 0, DivergenceFactor = 100,
+            LearningRate = 3e-2, Schedule = ScheduleShape.Constant, MinLearningRate = 0, DivergenceFactor = 100,
         };
         var runs = new[] { 0.0, 1e-4, 1e-2 }
             .Select(c => (c, run: ProxyTrainer.Train(Tiny, options with { ZLoss = c > 0, ZLossCoefficient = c > 0 ? c : 1e-4 }, corpus, CPU))).ToList();
@@ -215,7 +215,7 @@ public class AuditMechanismTests(ITestOutputHelper output)
         var (referenceLogits, reference) = Reference(model, tokens);
         double logitError = (logits - referenceLogits).abs().max().item<float>();
         output.WriteLine($"bias {bias}, qk-ln {qkLayerNorm}, muP {mupBase?.ToString() ?? "-"}: reported max attention logit [{string.Join(", ", reported.Select(x => x.ToString("F4")))}], " +
-                         $"recomputed [{string.Join(", ", reference.Select(x => x.ToString("F4")))}]; output logits max |diff| {logitError:E2}; scale {model.Blocks[0].Attention.Scale:G4}");
+                         $"recomputed [{string.Join(", ", reference.Select(x => x.ToString("F4")))}]; output logits max |diff| {logitError:E2}; scale {model.AttentionScale:G4}");
         Assert.True(logitError < 1e-3, $"the reference forward must match the model's (attention uses the same scale the statistic reports): {logitError}");
         Assert.Equal(config.Depth, reported.Length);
         for (int l = 0; l < config.Depth; l++)

@@ -1,3 +1,4 @@
+using ScalingInteractive.Tests.Training;
 using ScalingInteractive.Proxies;
 using Xunit;
 using static TorchSharp.torch;
@@ -25,7 +26,7 @@ public sealed class PaperDefaultsTests
         Assert.Equal(1e-8, options.Epsilon);
         Assert.Equal(1.0, options.GradClip);
         Assert.Equal(1e-4, options.ZLossCoefficient);
-        Assert.Equal(LearningRateSchedule.Cosine, options.Schedule);
+        Assert.Equal(ScheduleShape.Cosine, options.Schedule);
         Assert.Equal(WeightDecayMode.Coupled, options.WeightDecayMode); // PyTorch's AdamW, the paper's "default"
         Assert.Equal(1e-4, ProxySettings.IndependentWeightDecay);
         var independent = ProxySettings.Create("independent-wd", options, [32]);
@@ -51,13 +52,13 @@ public sealed class PaperDefaultsTests
         Assert.Equal(1e-4 * expected, z.item<float>(), 1e-9);
     }
 
-    private static (Tensor P, ProxyOptimizer Optimizer) ZeroGradientStep(WeightDecayMode mode, double learningRate, double peak)
+    private static (Tensor P, ScalingInteractive.Training.AdamW Optimizer) ZeroGradientStep(WeightDecayMode mode, double learningRate, double peak)
     {
         var p = ones(4, 4).requires_grad_(true);
         (p * 0).sum().backward(); // zero gradient: Adam's update is 0, so only the decay moves p
         var options = new ProxyTrainingOptions { WeightDecay = 1e-4, WeightDecayMode = mode, LearningRate = peak };
-        var optimizer = new ProxyOptimizer([("w", p)], null, options);
-        optimizer.Step(learningRate, peak);
+        var optimizer = new TensorParametrisation(("w", p, 1.0)).Optimizer(options.ToAdamWOptions());
+        optimizer.Step([learningRate], [peak]);
         return (p, optimizer);
     }
 
@@ -87,12 +88,12 @@ public sealed class PaperDefaultsTests
     {
         var sp = new ProxyModelConfig { Width = 64, Depth = 1, Heads = 4 };
         using var standard = new ProxyTransformer(sp, CPU, seed: 1);
-        Assert.Equal(1 / Math.Sqrt(16), standard.Blocks[0].Attention.Scale, 12);
+        Assert.Equal(1 / Math.Sqrt(16), standard.AttentionScale, 12);
         Assert.All(standard.LearningRateScales().Values, s => Assert.Equal(1.0, s));
 
         using var mup = new ProxyTransformer(sp with { MupBaseWidth = 16 }, CPU, seed: 1);
         Assert.Equal(4.0, mup.Config.WidthMultiplier);
-        Assert.Equal(1.0 / 16, mup.Blocks[0].Attention.Scale, 12);
+        Assert.Equal(1.0 / 16, mup.AttentionScale, 12);
         var scales = mup.LearningRateScales();
         foreach (string hidden in new[] { "blocks.0.attn.qkv.weight", "blocks.0.attn.proj.weight", "blocks.0.mlp.fc.weight", "blocks.0.mlp.proj.weight" })
             Assert.Equal(0.25, scales[hidden], 12);

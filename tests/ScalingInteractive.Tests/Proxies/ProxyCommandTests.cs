@@ -36,7 +36,7 @@ public class ProxyCommandTests : IDisposable
         await CommandCatalog.InvokeAsync($"#!proxy-train --width 16 --head-dim 8 --lr 3e-3 --steps 5 --batch-size 2 --seq-len 16 --schedule wsd --device cpu --corpus synthetic --name r", host);
         var run = Assert.IsType<ProxyRunResult>(host.Variables["r"]);
         Assert.Equal(5, run.StepsCompleted);
-        Assert.Equal(LearningRateSchedule.WarmupStableDecay, run.Training.Schedule);
+        Assert.Equal(ScheduleShape.WarmupStableDecay, run.Training.Schedule);
     }
 
     [Theory]

@@ -51,12 +51,12 @@ public class ProxyEnsembleTests
             Base with { LearningRate = 3e-3, ZLoss = true, ZLossCoefficient = 1e-2 },
             Base with { LearningRate = 1e-2, WeightDecay = 0.1 },
             Base with { LearningRate = 1e-2, ZLoss = true, ZLossCoefficient = 1e-2, WeightDecay = 1e-3, WeightDecayMode = WeightDecayMode.Independent, WarmupSteps = 5 },
-            Base with { LearningRate = 50, Schedule = LearningRateSchedule.Constant, MinLearningRate = 0 },
+            Base with { LearningRate = 50, Schedule = ScheduleShape.Constant, MinLearningRate = 0 },
         ];
-        var ensemble = ProxyEnsembleTrainer.Train(members.Select(t => (Width32, t)).ToList(), Shakespeare.Value, CPU);
+        var ensemble = ProxyTrainer.Train(members.Select(t => (Width32, t)).ToList(), Shakespeare.Value, CPU);
         Assert.Equal(members.Length, ensemble.Count);
         for (int i = 0; i < members.Length; i++)
-            AssertSameRun(ProxyTrainer.Train(Width32, members[i], Shakespeare.Value, CPU), ensemble[i], 2e-4);
+            AssertSameRun(ProxyTrainer.Train(Width32, members[i], Shakespeare.Value, CPU), ensemble[i], 0);
         Assert.True(ensemble[4].Diverged, "lr 50 must diverge");
         Assert.True(ensemble[4].StepsCompleted < 30);
         Assert.All(ensemble.Take(4), r => Assert.False(r.Diverged));
@@ -70,9 +70,9 @@ public class ProxyEnsembleTests
         // multiplier also scales coupled weight decay) and qk-layernorm on.
         var config = Width32 with { QkLayerNorm = true, MupBaseWidth = 16 };
         ProxyTrainingOptions[] members = [Base with { LearningRate = 1e-2, Seed = 0, WeightDecay = 0.1 }, Base with { LearningRate = 1e-2, Seed = 7 }];
-        var ensemble = ProxyEnsembleTrainer.Train(members.Select(t => (config, t)).ToList(), Shakespeare.Value, CPU);
+        var ensemble = ProxyTrainer.Train(members.Select(t => (config, t)).ToList(), Shakespeare.Value, CPU);
         for (int i = 0; i < members.Length; i++)
-            AssertSameRun(ProxyTrainer.Train(config, members[i], Shakespeare.Value, CPU), ensemble[i], 2e-4);
+            AssertSameRun(ProxyTrainer.Train(config, members[i], Shakespeare.Value, CPU), ensemble[i], 0);
         Assert.NotEqual(ensemble[0].Metrics[0].Loss, ensemble[1].Metrics[0].Loss);
     }
 
@@ -82,31 +82,32 @@ public class ProxyEnsembleTests
         var runs = new[] { 1e-3, 3e-3, 1e-2 }.Select(lr => (Width32, Base with { LearningRate = lr })).ToList();
         using var cancelled = new CancellationTokenSource();
         cancelled.Cancel();
-        Assert.ThrowsAny<OperationCanceledException>(() => ProxyEnsembleTrainer.Train(runs, Shakespeare.Value, CPU, workers: 2, cancellationToken: cancelled.Token));
-        var error = Assert.Throws<ArgumentException>(() => ProxyEnsembleTrainer.Train(runs, Shakespeare.Value, CPU, workers: 0));
+        Assert.ThrowsAny<OperationCanceledException>(() => ProxyTrainer.Train(runs, Shakespeare.Value, CPU, workers: 2, cancellationToken: cancelled.Token));
+        var error = Assert.Throws<ArgumentException>(() => ProxyTrainer.Train(runs, Shakespeare.Value, CPU, workers: 0));
         Assert.Contains("workers", error.Message);
     }
 
     [Fact]
     public void MemberInitialisationEqualsTheSeparateModel()
     {
-        using var ensemble = new ProxyEnsembleModel(Width32, [3, 11], CPU);
+        using var ensemble = new ProxyTransformer(Width32, [3, 11], CPU);
         foreach (var (seed, member) in new[] { (3L, 0), (11L, 1) })
         {
             using var separate = new ProxyTransformer(Width32, CPU, seed);
+            var weights = ensemble.MemberWeights(member);
             foreach (var (name, p) in separate.named_parameters())
-                Assert.True(p.detach().allclose(ensemble.Weight(name, member), 0, 0), $"{name} of seed {seed}");
+                Assert.True(p.detach().allclose(weights[name], 0, 0), $"{name} of seed {seed}");
         }
     }
 
     [Fact]
     public void ShapeKeyGroupsOnlyRunsThatCanShareAModel()
     {
-        var a = ProxyEnsembleTrainer.ShapeKey(Width32, Base with { LearningRate = 1e-3, ZLoss = true, Seed = 4, WeightDecay = 0.1 });
-        Assert.Equal(a, ProxyEnsembleTrainer.ShapeKey(Width32, Base with { LearningRate = 1e-1 }));
-        Assert.NotEqual(a, ProxyEnsembleTrainer.ShapeKey(Width32 with { Width = 64, Heads = 4 }, Base));
-        Assert.NotEqual(a, ProxyEnsembleTrainer.ShapeKey(Width32, Base with { Steps = 31 }));
-        Assert.NotEqual(a, ProxyEnsembleTrainer.ShapeKey(Width32 with { QkLayerNorm = true }, Base));
+        var a = ProxyTrainer.ShapeKey(Width32, Base with { LearningRate = 1e-3, ZLoss = true, Seed = 4, WeightDecay = 0.1 });
+        Assert.Equal(a, ProxyTrainer.ShapeKey(Width32, Base with { LearningRate = 1e-1 }));
+        Assert.NotEqual(a, ProxyTrainer.ShapeKey(Width32 with { Width = 64, Heads = 4 }, Base));
+        Assert.NotEqual(a, ProxyTrainer.ShapeKey(Width32, Base with { Steps = 31 }));
+        Assert.NotEqual(a, ProxyTrainer.ShapeKey(Width32 with { QkLayerNorm = true }, Base));
     }
 }
 

@@ -88,13 +88,13 @@ public class ProxyModelTests
         Assert.Equal(1.0, scales["tok_emb.weight"]);
         Assert.Equal(1.0, scales["head.weight"]);
         Assert.Equal(1.0, scales["blocks.0.ln_1.weight"]);
-        Assert.Equal(1.0 / 16, model.Blocks[0].Attention.Scale, 12); // 1/head_dim, head_dim 16
+        Assert.Equal(1.0 / 16, model.AttentionScale, 12); // 1/head_dim, head_dim 16
         // Hidden init std 0.02/sqrt(4) = 0.01; qkv has 64*192 entries, so the sample std is within a few percent.
         double std = model.named_parameters().First(p => p.name == "blocks.0.attn.qkv.weight").parameter.std().item<float>();
         Assert.InRange(std, 0.0095, 0.0105);
         using var sp = new ProxyTransformer(baseConfig with { MupBaseWidth = null }, CPU, 1);
         Assert.All(sp.LearningRateScales().Values, s => Assert.Equal(1.0, s));
-        Assert.Equal(1.0 / Math.Sqrt(16), sp.Blocks[0].Attention.Scale, 12);
+        Assert.Equal(1.0 / Math.Sqrt(16), sp.AttentionScale, 12);
         // With m = 1 (base width = width) every learning-rate multiplier is 1.
         using var same = new ProxyTransformer(baseConfig with { MupBaseWidth = 64 }, CPU, 1);
         Assert.All(same.LearningRateScales().Values, s => Assert.Equal(1.0, s));
@@ -163,39 +163,22 @@ public class ProxyModelTests
         Assert.Single(model.LastActivationRms);
     }
 
-    /// <summary>A wrapper that keeps the original projection as child <c>base</c> and adds a scaled copy of its output.</summary>
-    private sealed class Doubling : nn.Module<Tensor, Tensor>
-    {
-#pragma warning disable IDE1006
-        private readonly TorchSharp.Modules.Linear @base;
-#pragma warning restore IDE1006
-        public Doubling(TorchSharp.Modules.Linear inner) : base("Doubling") { @base = inner; RegisterComponents(); }
-        public override Tensor forward(Tensor x) => @base.forward(x) * 2;
-    }
-
     [Fact]
-    public void ReplaceLinearsWrapsProjectionsByNameAndForwardUsesThem()
+    public void Named_weights_are_views_of_the_flat_buffer_and_the_forward_reads_them()
     {
         var config = new ProxyModelConfig { Width = 16, Depth = 2, Heads = 2, ContextLength = 8 };
         using var model = new ProxyTransformer(config, CPU, 4);
         using var tokens = tensor(new long[] { 3, 1, 4, 1, 5, 9, 2, 6 }, [1, 8]);
         using var _ = no_grad();
         using var before = model.forward(tokens);
-        long count = model.ParameterCount(true);
-        var replaced = model.ReplaceLinears(name => name == "head" || name.EndsWith("attn.qkv", StringComparison.Ordinal), (_, linear) => new Doubling(linear));
-        Assert.Equal(["blocks.0.attn.qkv", "blocks.1.attn.qkv", "head"], replaced);
-        var names = model.named_parameters().Select(p => p.name).ToList();
-        Assert.Contains("blocks.0.attn.qkv.base.weight", names);
-        Assert.Contains("head.base.weight", names);
-        Assert.DoesNotContain("blocks.0.attn.qkv.weight", names);
-        Assert.Equal(count, model.ParameterCount(true));
-        using var after = model.forward(tokens);
-        Assert.False(after.allclose(before, rtol: 1e-3, atol: 1e-5));
-        Assert.DoesNotContain("head", model.ReplaceLinears(_ => true, (_, l) => new Doubling(l))); // already wrapped
-        // Closed form: doubling only the bias-free head doubles every logit.
-        using var fresh = new ProxyTransformer(config, CPU, 4);
-        fresh.ReplaceLinears(name => name == "head", (_, linear) => new Doubling(linear));
-        using var doubled = fresh.forward(tokens);
+        Assert.Equal(["blocks.0.attn.qkv", "blocks.0.attn.proj", "blocks.0.mlp.fc", "blocks.0.mlp.proj", "blocks.1.attn.qkv", "blocks.1.attn.proj",
+            "blocks.1.mlp.fc", "blocks.1.mlp.proj", "head"], ScalingInteractive.LoraSpectra.LoraAttachment.Matrices(model).Select(m => m.Name).Where(n => !n.Contains("emb")));
+        Assert.Equal(model.Size, model.named_parameters().Sum(p => p.parameter.numel()));
+        // Closed form: doubling the bias-free head (written through its named parameter) doubles every logit.
+        var head = model.named_parameters().Single(p => p.name == "head.weight").parameter;
+        head.mul_(2);
+        Assert.True(model.MemberWeights()["head.weight"].allclose(head, 0, 0), "the named weight and the flat buffer share storage");
+        using var doubled = model.forward(tokens);
         Assert.True(doubled.allclose(before * 2, rtol: 1e-5, atol: 1e-6));
     }
 

@@ -20,7 +20,7 @@ public class ProxySweepTests : IDisposable
         Training = new ProxyTrainingOptions { Steps = 12, BatchSize = 4, SequenceLength = 16, LogEvery = 4, ValidationBatches = 1 },
     };
 
-    private sealed class CountingProgress : ScalingInteractive.Commands.IProgressSink
+    private sealed class CountingProgress : ScalingInteractive.Core.IProgressSink
     {
         public int Reports;
         public string? Final;
@@ -114,7 +114,7 @@ public class ProxySweepTests : IDisposable
         Assert.All(nd, r => Assert.Equal("nd-grid", r.Experiment));
         var schedules = ProxyExperiments.ScheduleCurves(16, training with { Steps = 30 }, headDim: 8);
         Assert.Equal(["constant", "cosine", "wsd"], schedules.Select(s => s.Setting));
-        Assert.Equal(LearningRateSchedule.WarmupStableDecay, schedules[2].Training.Schedule);
+        Assert.Equal(ScheduleShape.WarmupStableDecay, schedules[2].Training.Schedule);
         var grid = ProxyExperiments.LrBatchGrid(16, [1e-3, 3e-3], [4, 8], tokenBudget: 16 * 8 * 10, training, headDim: 8);
         Assert.Equal(4, grid.Count);
         Assert.Equal([20, 20, 10, 10], grid.Select(g => g.Training.Steps));

@@ -1,3 +1,4 @@
+using ScalingInteractive.Tests.Training;
 using ScalingInteractive.Proxies;
 using TorchSharp;
 using Xunit;
@@ -19,14 +20,14 @@ public class ProxyTrainerTests
         Assert.Equal(1.0, LearningRateSchedules.At(o, 0), 12);
         Assert.Equal(0.5 * (1 + Math.Cos(Math.PI * 4 / 9.0)), LearningRateSchedules.At(o, 5), 12);
         Assert.Equal(0.0, LearningRateSchedules.At(o, 10), 12);
-        var linear = o with { Schedule = LearningRateSchedule.Linear };
+        var linear = o with { Schedule = ScheduleShape.Linear };
         Assert.Equal(1 - 4 / 9.0, LearningRateSchedules.At(linear, 5), 12);
-        var constant = o with { Schedule = LearningRateSchedule.Constant, WarmupSteps = 4 };
+        var constant = o with { Schedule = ScheduleShape.Constant, WarmupSteps = 4 };
         Assert.Equal(0.25, LearningRateSchedules.At(constant, 0), 12);
         Assert.Equal(0.75, LearningRateSchedules.At(constant, 2), 12);
         Assert.Equal(1.0, LearningRateSchedules.At(constant, 10), 12);
         // WSD, 10 steps, decay fraction 0.3: the last round(3) steps (7, 8, 9) fall linearly to 0.1, ending on it (law 7's schedule).
-        var wsd = new ProxyTrainingOptions { Steps = 10, LearningRate = 1.0, MinLearningRate = 0.1, Schedule = LearningRateSchedule.WarmupStableDecay, DecayFraction = 0.3, WarmupSteps = 2 };
+        var wsd = new ProxyTrainingOptions { Steps = 10, LearningRate = 1.0, MinLearningRate = 0.1, Schedule = ScheduleShape.WarmupStableDecay, DecayFraction = 0.3, WarmupSteps = 2 };
         double[] expected = [0.5, 1, 1, 1, 1, 1, 1, 0.7, 0.4, 0.1];
         for (int t = 0; t < 10; t++) Assert.Equal(expected[t], LearningRateSchedules.At(wsd, t), 12);
     }
@@ -40,9 +41,9 @@ public class ProxyTrainerTests
         var options = new ProxyTrainingOptions { WeightDecay = 0.1, WeightDecayMode = mode };
         double eta = 0.01, lr = 0.004; // schedule factor s = 0.4
         using var theta = tensor(new float[] { 2f, -1f, 0.5f, 3f }, [2, 2]).requires_grad_(true);
-        using var optimizer = new ProxyOptimizer([("w", theta)], new Dictionary<string, double> { ["w"] = 0.5 }, options);
+        using var optimizer = new TensorParametrisation(("w", theta, 0.5)).Optimizer(options.ToAdamWOptions());
         theta.grad = tensor(new float[] { 1f, -2f, 0f, 0.25f }, [2, 2]);
-        optimizer.Step(lr, eta);
+        optimizer.Step([lr], [eta]);
         double c = 0.5; // muP-style multiplier
         double decay = mode == WeightDecayMode.Coupled ? c * lr * 0.1 : (lr / eta) * 0.1;
         double[] theta0 = [2, -1, 0.5, 3], g = [1, -2, 0, 0.25];
@@ -116,7 +117,7 @@ public class ProxyTrainerTests
     [SharedDataFact]
     public void HugeLearningRateIsRecordedAsDiverged()
     {
-        var run = ProxyTrainer.Train(Tiny, Short with { LearningRate = 50, Schedule = LearningRateSchedule.Constant, MinLearningRate = 0, LogEvery = 5 }, Shakespeare.Value, CPU);
+        var run = ProxyTrainer.Train(Tiny, Short with { LearningRate = 50, Schedule = ScheduleShape.Constant, MinLearningRate = 0, LogEvery = 5 }, Shakespeare.Value, CPU);
         Assert.True(run.Diverged, $"final {run.FinalTrainLoss}");
         Assert.True(run.StepsCompleted < 40);
         Assert.True(double.IsNaN(run.FinalLoss));
@@ -153,7 +154,7 @@ public class ProxyTrainerTests
     public void CancellationStopsTheRun()
     {
         using var cts = new CancellationTokenSource();
-        Assert.Throws<OperationCanceledException>(() => ProxyTrainer.Train(Tiny, Short, Shakespeare.Value, CPU, m => { if (m.Step >= 10) cts.Cancel(); }, cts.Token));
+        Assert.Throws<OperationCanceledException>(() => ProxyTrainer.Train(Tiny, Short, Shakespeare.Value, CPU, new CancelAt(10, cts), cts.Token));
     }
 
     [Fact]
@@ -165,5 +166,13 @@ public class ProxyTrainerTests
         // The synthetic grammar is learnable: 40 steps already cut the loss well below uniform.
         Assert.True(run.Validation[^1].Loss < run.Validation[0].Loss - 1.0, $"{run.Validation[0].Loss} -> {run.Validation[^1].Loss}");
         Assert.Contains("ValidationSteps must lie in [1, 40]", Assert.Throws<ArgumentException>(() => (Short with { ValidationSteps = [99] }).Validate()).Message);
+    }
+
+    // Cancels once the trainer reports the given step.
+    private sealed class CancelAt(int step, CancellationTokenSource cts) : IProgressSink
+    {
+        public void Report(int done, string? status = null, string? best = null) { if (done >= step) cts.Cancel(); }
+
+        public void Complete(string? status = null) { }
     }
 }

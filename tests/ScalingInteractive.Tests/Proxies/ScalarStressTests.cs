@@ -37,7 +37,7 @@ public class ScalarStressTests(ITestOutputHelper output)
         IReadOnlyList<ProxyRunResult> results;
         try
         {
-            do results = ProxyEnsembleTrainer.Train(runs, corpus, CPU, workers: 2);
+            do results = ProxyTrainer.Train(runs, corpus, CPU, workers: 2);
             while (clock.Elapsed.TotalSeconds < seconds);
         }
         finally

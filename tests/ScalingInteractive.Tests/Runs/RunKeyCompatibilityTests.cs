@@ -17,7 +17,7 @@ public class RunKeyCompatibilityTests
         new("lr-sweep", "baseline", new ProxyModelConfig(), new ProxyTrainingOptions()),
         new("nd-grid", "qk-layernorm", new ProxyModelConfig { Width = 96, HeadDim = 16, QkLayerNorm = true, MupBaseWidth = 32 },
             new ProxyTrainingOptions { LearningRate = 0.178, Seed = 2, ZLoss = true, ZLossCoefficient = 0.0333, WeightDecay = 1e-3,
-                WeightDecayMode = WeightDecayMode.Independent, Schedule = LearningRateSchedule.WarmupStableDecay, ValidationSteps = [10, 20] }),
+                WeightDecayMode = WeightDecayMode.Independent, Schedule = ScheduleShape.WarmupStableDecay, ValidationSteps = [10, 20] }),
     ];
 
     [Fact]
@@ -28,10 +28,10 @@ public class RunKeyCompatibilityTests
             Assert.Equal(RunKeys.Of(new { r.Experiment, r.Setting, r.Model, r.Training }), r.Key);
             var shared = r.Training with
             {
-                LearningRate = 1, MinLearningRate = 0, Schedule = LearningRateSchedule.Cosine, WarmupSteps = 0, DecayFraction = 0.2,
+                LearningRate = 1, MinLearningRate = 0, Schedule = ScheduleShape.Cosine, WarmupSteps = 0, DecayFraction = 0.2,
                 WeightDecay = 0, WeightDecayMode = WeightDecayMode.Coupled, ZLoss = false, ZLossCoefficient = 1e-4, Seed = 0,
             };
-            Assert.Equal(RunKeys.Of(new { model = r.Model, shared }), ProxyEnsembleTrainer.ShapeKey(r.Model, r.Training));
+            Assert.Equal(RunKeys.Of(new { model = r.Model, shared }), ProxyTrainer.ShapeKey(r.Model, r.Training));
         }
     }
 

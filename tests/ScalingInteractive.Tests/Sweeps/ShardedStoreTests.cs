@@ -1,3 +1,4 @@
+using ScalingInteractive.Commands;
 using System.Text.Json.Nodes;
 using ScalingInteractive.Runs;
 using ScalingInteractive.Sweeps;
@@ -73,7 +74,7 @@ public class ShardedStoreTests : IDisposable
     [Fact]
     public void Proxy_sweep_command_line_gives_the_same_runs_as_the_local_command()
     {
-        var spec = SweepSpec.FromProxySweepCommand("#!proxy-sweep --widths [16,32] --learning-rates [1e-3,1e-2] --steps 20 --threads 1 --name cmd");
+        var spec = ProxySweepCommand.ToSweepSpec("#!proxy-sweep --widths [16,32] --learning-rates [1e-3,1e-2] --steps 20 --threads 1 --name cmd");
         Assert.Equal(4, spec.Runs.Count);
         Assert.Equal("cmd", spec.Name);
         Assert.Equal("synthetic", spec.Corpus.Source);

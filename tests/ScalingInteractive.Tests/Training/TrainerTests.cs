@@ -4,7 +4,7 @@ using ScalingInteractive.Runs;
 using ScalingInteractive.Training;
 using TorchSharp;
 using static TorchSharp.torch;
-using FitSchedule = ScalingInteractive.Fitting.LearningRateSchedule;
+using FitSchedule = ScalingInteractive.Core.LearningRateSchedule;
 
 namespace ScalingInteractive.Tests.Training;
 
@@ -22,13 +22,13 @@ public class TrainerTests : IDisposable
         var o = new ProxyTrainingOptions { Steps = n, LearningRate = peak, MinLearningRate = min, WarmupSteps = w };
         double P(int s) => (s - w) / (double)(n - 1 - w);
         double Warm(int s) => peak * (s + 1) / w;
-        var cases = new (LearningRateSchedule Kind, Func<int, double> Closed)[]
+        var cases = new (ScheduleShape Kind, Func<int, double> Closed)[]
         {
-            (LearningRateSchedule.Cosine, s => s < w ? Warm(s) : min + (peak - min) * 0.5 * (1 + Math.Cos(Math.PI * P(s)))),
-            (LearningRateSchedule.Linear, s => s < w ? Warm(s) : peak - (peak - min) * P(s)),
-            (LearningRateSchedule.Constant, s => s < w ? Warm(s) : peak),
+            (ScheduleShape.Cosine, s => s < w ? Warm(s) : min + (peak - min) * 0.5 * (1 + Math.Cos(Math.PI * P(s)))),
+            (ScheduleShape.Linear, s => s < w ? Warm(s) : peak - (peak - min) * P(s)),
+            (ScheduleShape.Constant, s => s < w ? Warm(s) : peak),
             // WSD with decay fraction 0.2: the last round(4.2) = 4 steps fall linearly, the last one at the minimum.
-            (LearningRateSchedule.WarmupStableDecay, s => s < w ? Warm(s) : s < n - 4 ? peak : peak + (min - peak) * (s - (n - 4) + 1) / 4.0),
+            (ScheduleShape.WarmupStableDecay, s => s < w ? Warm(s) : s < n - 4 ? peak : peak + (min - peak) * (s - (n - 4) + 1) / 4.0),
         };
         foreach (var (kind, closed) in cases)
         {
@@ -62,11 +62,11 @@ public class TrainerTests : IDisposable
     {
         var corpus = TextCorpus.Synthetic(40_000, seed: 1);
         var config = new ProxyModelConfig { Width = 16, Depth = 1, Heads = 2, ContextLength = 16 };
-        var options = new ProxyTrainingOptions { Steps = 12, BatchSize = 2, SequenceLength = 16, LearningRate = 1e-2, WarmupSteps = 3, Schedule = LearningRateSchedule.WarmupStableDecay, DecayFraction = 0.25, LogEvery = 1, ValidationBatches = 1 };
+        var options = new ProxyTrainingOptions { Steps = 12, BatchSize = 2, SequenceLength = 16, LearningRate = 1e-2, WarmupSteps = 3, Schedule = ScheduleShape.WarmupStableDecay, DecayFraction = 0.25, LogEvery = 1, ValidationBatches = 1 };
         var run = ProxyTrainer.Train(config, options, corpus, CPU);
         var rates = options.ToSchedule().Rates;
         Assert.Equal(rates, run.Metrics.Select(m => m.LearningRate));
-        var ensemble = ProxyEnsembleTrainer.Train([(config, options), (config, options with { LearningRate = 3e-3 })], corpus, CPU);
+        var ensemble = ProxyTrainer.Train([(config, options), (config, options with { LearningRate = 3e-3 })], corpus, CPU);
         Assert.Equal(rates, ensemble[0].Metrics.Select(m => m.LearningRate));
     }
 
@@ -98,12 +98,12 @@ public class TrainerTests : IDisposable
         var w = module.parameters().Single();
         var losses = new[] { 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 5.0, 5.0, 5.0, 5.0 };
         var hooks = new TrainerHooks { Loss = step => (w * 0 + losses[step.Index]).sum() };
-        var outcome = Trainer.Train(new FullParametrisation(module), hooks, new TrainerOptions { Schedule = FitSchedule.Constant(0.1, 10), LogEvery = 2 });
+        var outcome = Trainer.Train(new FullParametrisation(module), hooks, TrainerOptions.Single(FitSchedule.Constant(0.1, 10), logEvery: 2)).Single();
         Assert.True(outcome.Diverged);
         Assert.Equal(8, outcome.StepsCompleted); // step 7 is not logged (LogEvery 2): caught at step 8
         Assert.Equal(2.0, outcome.InitialLoss, 6);
         Assert.Equal([1, 2, 4, 6, 8], outcome.Log.Select(l => l.Step));
-        var healthy = Trainer.Train(new FullParametrisation(module), new TrainerHooks { Loss = _ => (w * 0 + 2.0).sum() }, new TrainerOptions { Schedule = FitSchedule.Constant(0.1, 10) });
+        var healthy = Trainer.Train(new FullParametrisation(module), new TrainerHooks { Loss = _ => (w * 0 + 2.0).sum() }, TrainerOptions.Single(FitSchedule.Constant(0.1, 10))).Single();
         Assert.False(healthy.Diverged);
         Assert.Equal(2.0, healthy.TailLoss, 6);
     }
@@ -125,10 +125,10 @@ public class TrainerTests : IDisposable
             StopAfter = stop,
         };
         using var a = NewLayer();
-        var stopped = Trainer.Train(new FullParametrisation(a), Hooks(a, s => s == 7), new TrainerOptions { Schedule = schedule, Optimizer = adam });
+        var stopped = Trainer.Train(new FullParametrisation(a), Hooks(a, s => s == 7), TrainerOptions.Single(schedule, adam)).Single();
         using var b = NewLayer();
         var prefix = new FitSchedule("first 7 rates", schedule.Rates.Take(7).ToArray(), schedule.WarmupSteps);
-        var reference = Trainer.Train(new FullParametrisation(b), Hooks(b, null), new TrainerOptions { Schedule = prefix, Optimizer = adam, PeakLearningRate = schedule.Peak });
+        var reference = Trainer.Train(new FullParametrisation(b), Hooks(b, null), new TrainerOptions { Runs = [new TrainingRun(prefix) { Optimizer = adam, PeakLearningRate = schedule.Peak }] }).Single();
         Assert.True(stopped.StoppedEarly);
         Assert.False(reference.StoppedEarly);
         Assert.Equal(7, stopped.StepsCompleted);
@@ -139,7 +139,7 @@ public class TrainerTests : IDisposable
         Assert.Equal(b.bias!.data<float>().ToArray(), a.bias!.data<float>().ToArray());
         // Untouched without a stop, and never "stopped early" after the last step.
         using var c = NewLayer();
-        var whole = Trainer.Train(new FullParametrisation(c), Hooks(c, s => s == 20), new TrainerOptions { Schedule = schedule, Optimizer = adam });
+        var whole = Trainer.Train(new FullParametrisation(c), Hooks(c, s => s == 20), TrainerOptions.Single(schedule, adam)).Single();
         Assert.Equal(20, whole.StepsCompleted);
         Assert.False(whole.StoppedEarly);
         Assert.True(double.IsFinite(whole.TailLoss));

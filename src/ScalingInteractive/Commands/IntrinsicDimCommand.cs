@@ -1,9 +1,12 @@
 using System.Collections.Immutable;
-using ScalingInteractive.Commands;
 using ScalingInteractive.Hosting;
 using ScalingInteractive.Runs;
+using ScalingInteractive.Proxies;
+using ScalingInteractive.Display;
+using ScalingInteractive.Core;
+using ScalingInteractive.IntrinsicDimension;
 
-namespace ScalingInteractive.IntrinsicDimension;
+namespace ScalingInteractive.Commands;
 
 /// <summary>
 /// <c>#!intrinsic-dim</c>: trains a model in random subspaces of growing dimension d and reports d90, the smallest d

@@ -1,4 +1,4 @@
-namespace ScalingInteractive.Training;
+namespace ScalingInteractive.Core;
 
 /// <summary>
 /// The one divergence rule of every training loop in this package: a run has diverged when a logged training loss is

@@ -1,10 +1,13 @@
 using System.Collections.Immutable;
-using ScalingInteractive.Commands;
 using ScalingInteractive.Hosting;
 using ScalingInteractive.Proxies;
 using static TorchSharp.torch;
+using ScalingInteractive.Runs;
+using ScalingInteractive.Display;
+using ScalingInteractive.Core;
+using ScalingInteractive.LoraSpectra;
 
-namespace ScalingInteractive.LoraSpectra;
+namespace ScalingInteractive.Commands;
 
 /// <summary>
 /// <c>#!lora-spectrum</c>: intruder dimensions and spectra of a fine-tuned model against its base. Each side is a C#

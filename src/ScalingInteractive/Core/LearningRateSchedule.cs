@@ -1,4 +1,4 @@
-namespace ScalingInteractive.Fitting;
+namespace ScalingInteractive.Core;
 
 /// <summary>The two areas of a learning-rate schedule used by law 7 (Tissue et al. 2024), one value per step.</summary>
 /// <param name="S1">Forward area: sum of the learning rates up to each step (warm-up steps counted at the peak rate).</param>

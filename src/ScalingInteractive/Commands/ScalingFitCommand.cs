@@ -1,8 +1,13 @@
 using System.Collections.Immutable;
 using System.Text.Json;
-using ScalingInteractive.Commands;
+using ScalingInteractive.Proxies;
+using ScalingInteractive.Runs;
+using ScalingInteractive.Hosting;
+using ScalingInteractive.Display;
+using ScalingInteractive.Core;
+using ScalingInteractive.Fitting;
 
-namespace ScalingInteractive.Fitting;
+namespace ScalingInteractive.Commands;
 
 /// <summary>
 /// <c>#!scaling-fit</c>: fits a law of the catalogue to data held in a C# variable (FitData, DataFrame, RunStore,

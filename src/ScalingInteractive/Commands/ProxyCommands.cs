@@ -1,8 +1,13 @@
 using System.Collections.Immutable;
-using ScalingInteractive.Commands;
 using ScalingInteractive.Hosting;
+using ScalingInteractive.Proxies;
+using ScalingInteractive.Runs;
+using ScalingInteractive.Display;
+using ScalingInteractive.Core;
 
-namespace ScalingInteractive.Proxies;
+using ScalingInteractive.Sweeps;
+
+namespace ScalingInteractive.Commands;
 
 /// <summary>Parameters and parsing shared by <c>#!proxy-train</c> and <c>#!proxy-sweep</c>.</summary>
 internal static class ProxyCommandOptions
@@ -60,12 +65,12 @@ internal static class ProxyCommandOptions
         Seed = seed,
     }.Validate();
 
-    public static LearningRateSchedule ParseSchedule(string? name) => (name ?? "cosine").ToLowerInvariant() switch
+    public static ScheduleShape ParseSchedule(string? name) => (name ?? "cosine").ToLowerInvariant() switch
     {
-        "cosine" => LearningRateSchedule.Cosine,
-        "constant" => LearningRateSchedule.Constant,
-        "wsd" or "warmup-stable-decay" => LearningRateSchedule.WarmupStableDecay,
-        "linear" => LearningRateSchedule.Linear,
+        "cosine" => ScheduleShape.Cosine,
+        "constant" => ScheduleShape.Constant,
+        "wsd" or "warmup-stable-decay" => ScheduleShape.WarmupStableDecay,
+        "linear" => ScheduleShape.Linear,
         _ => throw new CommandException($"--schedule '{name}' is not known; use cosine, constant, wsd or linear."),
     };
 
@@ -110,9 +115,7 @@ public sealed class ProxyTrainCommand : MagicCommand
         var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
         ProxyCommandOptions.ApplyThreads(arguments);
         var progress = host.CreateProgress($"#!proxy-train width {model.Width}, lr {lr:G3}", training.Steps);
-        var result = await Task.Run(() => ProxyTrainer.Train(model, training, corpus, device,
-            m => progress.Report(m.Step, $"step {m.Step}/{training.Steps}, loss {m.Loss:F3}, max attention logit {m.MaxAttentionLogit.Max():G3}"),
-            host.CancellationToken), host.CancellationToken).ConfigureAwait(false);
+        var result = await Task.Run(() => ProxyTrainer.Train(model, training, corpus, device, progress, host.CancellationToken), host.CancellationToken).ConfigureAwait(false);
         progress.Complete(result.Diverged ? "diverged: " + result.DivergenceReason : $"final validation loss {result.FinalLoss:F3}");
         host.Display(result);
         await host.SetVariableAsync(arguments.Get<string>("--name") ?? "proxyRun", result, typeof(ProxyRunResult)).ConfigureAwait(false);
@@ -125,6 +128,25 @@ public sealed class ProxyTrainCommand : MagicCommand
 /// </summary>
 public sealed class ProxySweepCommand : MagicCommand
 {
+    /// <summary>
+    /// The sweep spec of a <c>#!proxy-sweep</c> command line (the same parameters, runs and keys as the command run
+    /// locally), to run as a Slurm array or by the worker, e.g.
+    /// <c>ProxySweepCommand.ToSweepSpec("#!proxy-sweep --widths [16,32] --learning-rates [1e-3,1e-2] --steps 30")</c>.
+    /// </summary>
+    public static SweepSpec ToSweepSpec(string commandLine)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(commandLine);
+        var parsed = CommandLineParser.Parse(commandLine.TrimStart().StartsWith("#!", StringComparison.Ordinal) ? commandLine : "#!proxy-sweep " + commandLine, _ => null);
+        var command = CommandCatalog.Get(parsed.CommandName);
+        if (command is not ProxySweepCommand)
+            throw new CommandException($"ProxySweepCommand.ToSweepSpec takes a #!proxy-sweep command line; got {command.Name}.");
+        var arguments = CommandBinder.BindText(command, parsed.Arguments);
+        var runs = BuildSpec(arguments).Runs();
+        int threads = arguments.Get<int>("--threads");
+        return SweepSpec.ForProxyRuns(arguments.Get<string>("--name") ?? "proxySweep", runs, SweepCorpus.FromName(arguments.Get<string>("--corpus")),
+            arguments.Get<string>("--device") ?? "cpu", threads == 0 ? 1 : threads);
+    }
+
     /// <inheritdoc />
     public override string Name => "#!proxy-sweep";
 

@@ -1,9 +1,13 @@
 using System.Text.Json.Nodes;
 using System.Text;
 using System.Text.Json;
-using ScalingInteractive.Commands;
+using ScalingInteractive.Proxies;
+using ScalingInteractive.Runs;
+using ScalingInteractive.Hosting;
+using ScalingInteractive.Display;
+using ScalingInteractive.Core;
 
-namespace ScalingInteractive.Display;
+namespace ScalingInteractive.Commands;
 
 /// <summary>Help for a set of magic commands: names, descriptions and every parameter with type, default and accepted values.</summary>
 public sealed class CommandHelp(IReadOnlyList<MagicCommand> commands) : IRichResult
