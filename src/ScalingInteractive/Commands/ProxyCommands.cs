@@ -143,7 +143,7 @@ public sealed class ProxySweepCommand : MagicCommand
         var arguments = CommandBinder.BindText(command, parsed.Arguments);
         var runs = BuildSpec(arguments).Runs();
         int threads = arguments.Get<int>("--threads");
-        return SweepSpec.ForProxyRuns(arguments.Get<string>("--name") ?? "proxySweep", runs, SweepCorpus.FromName(arguments.Get<string>("--corpus")),
+        return SweepSpec.ForProxyRuns(arguments.Get<string>("--name") ?? "proxySweep", runs, CorpusSource.FromName(arguments.Get<string>("--corpus")),
             arguments.Get<string>("--device") ?? "cpu", threads == 0 ? 1 : threads);
     }
 

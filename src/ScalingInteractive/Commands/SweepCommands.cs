@@ -156,14 +156,14 @@ public sealed class SweepStatusCommand : MagicCommand
     }
 }
 
-/// <summary><c>#!sweep-collect</c>: a sweep's recorded runs as the <see cref="ProxySweepResult"/> a local <c>#!proxy-sweep</c> gives.</summary>
+/// <summary><c>#!sweep-collect</c>: a sweep's recorded runs as the result its experiment gives locally (a proxy sweep: the <see cref="ProxySweepResult"/> of <c>#!proxy-sweep</c>).</summary>
 public sealed class SweepCollectCommand : MagicCommand
 {
     /// <inheritdoc />
     public override string Name => "#!sweep-collect";
 
     /// <inheritdoc />
-    public override string Description => "Reads a sweep's store (every shard) into the ProxySweepResult #!proxy-sweep gives, so fits and charts work unchanged; --wait first watches the status until every task has ended.";
+    public override string Description => "Reads a sweep's store (every shard) into the result its experiment gives locally (a proxy sweep: the ProxySweepResult of #!proxy-sweep), so fits and charts work unchanged; --wait first watches the status until every task has ended.";
 
     /// <inheritdoc />
     public override ImmutableArray<CommandParameter> Parameters { get; } =
@@ -181,6 +181,7 @@ public sealed class SweepCollectCommand : MagicCommand
         if (arguments.Get<bool>("--wait")) await SweepCommandValues.WatchAsync(handle, host, arguments.Get<double>("--poll")).ConfigureAwait(false);
         var result = SlurmSweeps.Collect(handle);
         host.Display(result);
-        await host.SetVariableAsync(arguments.Get<string>("--name") ?? "sweepResult", result, typeof(ProxySweepResult)).ConfigureAwait(false);
+        // Declared with the result's own type (ProxySweepResult, IntrinsicDimensionReport, ...) so the next cell uses its members.
+        await host.SetVariableAsync(arguments.Get<string>("--name") ?? "sweepResult", result, result.GetType()).ConfigureAwait(false);
     }
 }

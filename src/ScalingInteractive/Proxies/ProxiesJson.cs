@@ -14,6 +14,7 @@ namespace ScalingInteractive.Proxies;
 [JsonSerializable(typeof(ProxyRunSpec))]
 [JsonSerializable(typeof(EnsembleShape))]
 [JsonSerializable(typeof(ProxySweepResultJson))]
+[JsonSerializable(typeof(CorpusSource))]
 public sealed partial class ProxiesJson : JsonSerializerContext;
 
 /// <summary>The JSON form of a <see cref="ProxySweepResult"/>.</summary>

@@ -162,16 +162,19 @@ public static class ProxySweep
     public const string StoreKind = "proxy-sweep";
 
     /// <summary>Opens (or creates) a proxy run store for <paramref name="corpus"/>; another corpus is refused with a clear message.</summary>
-    public static RunStore OpenStore(string path, TextCorpus corpus, string name = "proxies")
+    public static RunStore OpenStore(string path, TextCorpus corpus, string name = "proxies") => RunStore.Open(path, StoreKind, StoreIdentity(corpus, name));
+
+    /// <summary>The identity of a proxy run store: the sweep's name and the corpus (name and sizes).</summary>
+    public static JsonObject StoreIdentity(TextCorpus corpus, string name)
     {
         ArgumentNullException.ThrowIfNull(corpus);
-        return RunStore.Open(path, StoreKind, new JsonObject
+        return new JsonObject
         {
             ["name"] = name,
             ["corpus"] = corpus.Name,
             ["trainTokens"] = corpus.TrainTokens,
             ["validationTokens"] = corpus.ValidationTokens,
-        });
+        };
     }
 
     /// <summary>

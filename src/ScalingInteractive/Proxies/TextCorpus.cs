@@ -28,6 +28,16 @@ public sealed class TextCorpus
         _validation = bytes[(bytes.Length - validationLength)..];
     }
 
+    private TextCorpus(string name, byte[] train, byte[] validation)
+    {
+        Name = name;
+        _train = train;
+        _validation = validation;
+    }
+
+    /// <summary>The same text under another name (a corpus's name is part of a run store's identity).</summary>
+    public TextCorpus Renamed(string name) => new(name, _train, _validation);
+
     /// <summary>A short name (file name, or <c>synthetic-grammar</c>).</summary>
     public string Name { get; }
 

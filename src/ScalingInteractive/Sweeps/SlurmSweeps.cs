@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
 
 namespace ScalingInteractive.Sweeps;
@@ -48,7 +47,8 @@ public sealed record SlurmOptions
     public SlurmOptions Validate(SweepSpec spec)
     {
         if (Shards < 1) throw new ArgumentException($"Shards (array tasks) must be at least 1; got {Shards}.", nameof(Shards));
-        if (Shards > spec.Runs.Count) throw new ArgumentException($"Shards {Shards} is more than the sweep's {spec.Runs.Count} runs: some tasks would have nothing to do. Use at most {spec.Runs.Count}.", nameof(Shards));
+        int largest = spec.Stages.Max(stage => spec.Runs.Count(r => r.Stage == stage));
+        if (Shards > largest) throw new ArgumentException($"Shards {Shards} is more than the {largest} runs of the sweep's largest stage: some tasks would have nothing to do. Use at most {largest}.", nameof(Shards));
         if (CpusPerTask < 1) throw new ArgumentException($"CpusPerTask must be at least 1; got {CpusPerTask}.", nameof(CpusPerTask));
         if (Gpus < 0) throw new ArgumentException($"Gpus must be 0 or more; got {Gpus}.", nameof(Gpus));
         if (ArrayParallelism is < 1) throw new ArgumentException($"ArrayParallelism must be at least 1 when given; got {ArrayParallelism}.", nameof(ArrayParallelism));
@@ -63,11 +63,12 @@ public sealed record SlurmOptions
     }
 }
 
-/// <summary>One <c>sbatch</c> of a sweep: the first, or a resubmission of shards that lacked records.</summary>
+/// <summary>One <c>sbatch</c> of a sweep: a stage's first array, or a resubmission of shards that lacked records.</summary>
 /// <param name="JobId">The array job id.</param>
-/// <param name="Tasks">Array task indices (= shard indices) in this submission.</param>
+/// <param name="Tasks">Array task indices (= shard indices of the stage) in this submission.</param>
 /// <param name="SubmittedAt">When (UTC).</param>
-public sealed record SlurmSubmission(string JobId, IReadOnlyList<int> Tasks, DateTime SubmittedAt);
+/// <param name="Stage">The stage the array runs (it waits for the array of the stage before: afterok).</param>
+public sealed record SlurmSubmission(string JobId, IReadOnlyList<int> Tasks, DateTime SubmittedAt, int Stage = 0);
 
 /// <summary>
 /// A sweep submitted to Slurm (or run locally): where its spec, script, store and logs are, and its submissions.
@@ -96,8 +97,11 @@ public sealed record SweepHandle
     /// <summary>The folder of per-task logs and exit-code files.</summary>
     public string LogFolder { get; init; } = "";
 
-    /// <summary>Shards (array tasks).</summary>
+    /// <summary>Shards (array tasks) per stage at most; a stage with fewer runs gets one task per run.</summary>
     public int Shards { get; init; } = 1;
+
+    /// <summary>The shards of <paramref name="stage"/> of <paramref name="spec"/>: <see cref="Shards"/>, or fewer for a smaller stage.</summary>
+    public int ShardsOf(SweepSpec spec, int stage) => Math.Max(1, Math.Min(Shards, spec.Runs.Count(r => r.Stage == stage)));
 
     /// <summary>Every submission, oldest first.</summary>
     public IReadOnlyList<SlurmSubmission> Submissions { get; init; } = [];
@@ -148,7 +152,8 @@ public sealed class SlurmUnavailableException(string message) : NotSupportedExce
 /// per shard, each running the worker) and submits it with <c>sbatch --parsable</c>; <see cref="Status"/> reads the
 /// tasks' states from <c>squeue</c> (and <c>sacct</c> where accounting is on, else the exit-code files the script
 /// writes) plus the runs finished per shard from the store; <see cref="Cancel"/> and <see cref="ResubmitMissing"/>
-/// are one call each; <see cref="Collect"/> gives the <see cref="ProxySweepResult"/> a local <c>#!proxy-sweep</c> gives.
+/// are one call each; <see cref="Collect"/> gives the result the experiment gives when run locally (for a proxy sweep,
+/// the result a local <c>#!proxy-sweep</c> gives).
 /// </summary>
 public static class SlurmSweeps
 {
@@ -211,7 +216,11 @@ public static class SlurmSweeps
             Shards = options.Shards,
         };
         File.WriteAllText(handle.ScriptPath, Script(spec, options, handle, worker));
-        handle = handle with { Submissions = [Sbatch(handle, Enumerable.Range(0, options.Shards).ToList(), options.ArrayParallelism)] };
+        // One array per stage, each waiting for the one before (afterok): fine-tuning runs read the pre-training run's checkpoint.
+        var submissions = new List<SlurmSubmission>();
+        foreach (int stage in spec.Stages)
+            submissions.Add(Sbatch(handle, stage, Enumerable.Range(0, handle.ShardsOf(spec, stage)).ToList(), handle.ShardsOf(spec, stage), options.ArrayParallelism, submissions.LastOrDefault()?.JobId));
+        handle = handle with { Submissions = submissions };
         handle.Save();
         return handle;
     }
@@ -221,7 +230,8 @@ public static class SlurmSweeps
     {
         var s = new StringBuilder();
         s.Append("#!/bin/bash\n");
-        s.Append("# ScalingInteractive sweep '").Append(spec.Name).Append("': one array task per shard; written by SlurmSweeps.Submit.\n");
+        s.Append("# ScalingInteractive ").Append(spec.Kind).Append(" '").Append(spec.Name).Append("': one array task per shard of a stage; written by SlurmSweeps.Submit.\n");
+        s.Append("# Usage: sbatch --array=0-(N-1) sweep.sbatch STAGE N   (N: the stage's shards)\n");
         s.Append("#SBATCH --job-name=").Append(Sanitise(options.JobName ?? spec.Name)).Append('\n');
         s.Append("#SBATCH --output=").Append(Path.Combine(handle.LogFolder, "%A_%a.log")).Append('\n');
         s.Append("#SBATCH --cpus-per-task=").Append(options.CpusPerTask).Append('\n');
@@ -237,7 +247,7 @@ public static class SlurmSweeps
         // A handler (not an ignore: children would inherit that) lets bash outlive SIGTERM and record the worker's exit code.
         s.Append("trap 'echo \"task $SLURM_ARRAY_TASK_ID: SIGTERM (scancel or time limit)\" >&2' TERM\n");
         s.Append(workerCommand).Append(" --spec ").Append(Quote(handle.SpecPath))
-         .Append(" --shard \"$SLURM_ARRAY_TASK_ID/").Append(options.Shards).Append('"')
+         .Append(" --shard \"$SLURM_ARRAY_TASK_ID/$2\" --stage \"$1\"")
          .Append(" --store ").Append(Quote(handle.StoreFolder)).Append(" --threads ").Append(threads).Append(" &\n");
         // Waiting on a background child lets the TERM handler run at once; the worker gets TERM from Slurm itself.
         s.Append("worker=$!\nwait $worker; rc=$?\n");
@@ -247,14 +257,17 @@ public static class SlurmSweeps
         return s.ToString();
     }
 
-    private static SlurmSubmission Sbatch(SweepHandle handle, IReadOnlyList<int> tasks, int? parallelism)
+    private static SlurmSubmission Sbatch(SweepHandle handle, int stage, IReadOnlyList<int> tasks, int shards, int? parallelism, string? afterJob)
     {
         string array = Ranges(tasks) + (parallelism is int p ? "%" + p : "");
-        var (code, output) = RunTool("sbatch", ["--parsable", "--array=" + array, handle.ScriptPath!], TimeSpan.FromSeconds(60), handle.Folder);
+        var arguments = new List<string> { "--parsable", "--array=" + array };
+        if (afterJob is not null) arguments.Add("--dependency=afterok:" + afterJob);
+        arguments.AddRange([handle.ScriptPath!, stage.ToString(CultureInfo.InvariantCulture), shards.ToString(CultureInfo.InvariantCulture)]);
+        var (code, output) = RunTool("sbatch", arguments, TimeSpan.FromSeconds(60), handle.Folder);
         if (code != 0) throw new SlurmUnavailableException($"sbatch refused the sweep (exit {code}): {Trim(output)}. The script is {handle.ScriptPath}.");
         string jobId = output.Trim().Split('\n').Last().Split(';')[0].Trim();
         if (jobId.Length == 0 || !jobId.All(char.IsAsciiDigit)) throw new SlurmUnavailableException($"sbatch --parsable printed '{Trim(output)}', not a job id.");
-        return new SlurmSubmission(jobId, tasks, DateTime.UtcNow);
+        return new SlurmSubmission(jobId, tasks, DateTime.UtcNow, stage);
     }
 
     /// <summary>The array's task states and the runs finished per shard.</summary>
@@ -266,21 +279,23 @@ public static class SlurmSweeps
         // ended, so they are in the store read next. (Read the other way round, a task ending between the two reads
         // looked finished with its runs missing.)
         var queue = handle.Scheduler == "slurm" ? QueueStates(handle) : new Dictionary<(string, int), string>();
-        var exits = Enumerable.Range(0, handle.Shards).Select(shard => handle.Submissions.LastOrDefault(s => s.Tasks.Contains(shard)) is { } sub
-            ? ReadExit(handle.ExitPath(sub.JobId, shard)) : null).ToArray();
+        var shards = spec.Stages.SelectMany(stage => Enumerable.Range(0, handle.ShardsOf(spec, stage)).Select(shard => (Stage: stage, Shard: shard))).ToList();
+        SlurmSubmission? SubmissionOf(int stage, int shard) => handle.Submissions.LastOrDefault(s => s.Stage == stage && s.Tasks.Contains(shard));
+        var exits = shards.Select(t => SubmissionOf(t.Stage, t.Shard) is { } sub ? ReadExit(handle.ExitPath(sub.JobId, t.Shard)) : null).ToArray();
         var store = spec.OpenStore(handle.StoreFolder);
         var tasks = new List<SweepTaskStatus>();
-        for (int shard = 0; shard < handle.Shards; shard++)
+        for (int i = 0; i < shards.Count; i++)
         {
-            var keys = spec.Shard(shard, handle.Shards).Select(r => r.Key).ToList();
+            var (stage, shard) = shards[i];
+            var keys = spec.Shard(stage, shard, handle.ShardsOf(spec, stage)).Select(r => r.Key).ToList();
             int done = keys.Count(store.Contains);
-            var submission = handle.Submissions.LastOrDefault(s => s.Tasks.Contains(shard));
+            var submission = SubmissionOf(stage, shard);
             if (submission is null)
             {
-                tasks.Add(new SweepTaskStatus(shard, null, handle.Scheduler == "local" ? "LOCAL" : "NOT SUBMITTED", null, done, keys.Count, null));
+                tasks.Add(new SweepTaskStatus(shard, null, handle.Scheduler == "local" ? "LOCAL" : "NOT SUBMITTED", null, done, keys.Count, null) { Stage = stage });
                 continue;
             }
-            int? exit = exits[shard];
+            int? exit = exits[i];
             string state = queue.TryGetValue((submission.JobId, shard), out string? q) ? q
                 : exit switch
                 {
@@ -293,12 +308,11 @@ public static class SlurmSweeps
             // squeue keeps finished tasks for a while (MinJobAge): the exit file is more precise about why.
             if (exit is int e2 && state is "COMPLETED" or "COMPLETING" && e2 != 0) state = e2 == SweepWorker.CancelledExitCode ? "CANCELLED" : "FAILED";
             string? tail = state is "COMPLETED" or "PENDING" or "RUNNING" or "CONFIGURING" or "COMPLETING" ? null : Tail(handle.LogPath(submission.JobId, shard), 12);
-            tasks.Add(new SweepTaskStatus(shard, submission.JobId, state, exit, done, keys.Count, tail));
+            tasks.Add(new SweepTaskStatus(shard, submission.JobId, state, exit, done, keys.Count, tail) { Stage = stage });
         }
         return new SweepStatus(handle, tasks, store.Count, spec.Runs.Count, store.BadLines, store.DuplicateRecords, DateTime.UtcNow);
     }
 
-    /// <summary>Task states from squeue (and sacct when accounting has data): (job id, task) -> state.</summary>
     private static Dictionary<(string, int), string> QueueStates(SweepHandle handle)
     {
         var states = new Dictionary<(string, int), string>();
@@ -345,10 +359,26 @@ public static class SlurmSweeps
         ArgumentNullException.ThrowIfNull(handle);
         if (handle.Scheduler != "slurm") throw new ArgumentException("This sweep ran locally: run it again locally to finish missing runs.", nameof(handle));
         var status = Status(handle);
-        var missing = status.Tasks.Where(t => t.RunsDone < t.RunsTotal && !t.IsActive).Select(t => t.Shard).ToList();
-        if (missing.Count == 0) return handle;
+        var spec = handle.LoadSpec();
+        // From the first stage with ended shards that lack runs: that stage's missing shards, then every later stage's
+        // unfinished shards again, each stage waiting for the one before (arrays still pending behind the failed stage
+        // would wait forever: they are cancelled first).
+        int? first = status.Tasks.Where(t => t.NeedsResubmit).Select(t => (int?)t.Stage).Min();
+        if (first is null) return handle;
         EnsureAvailable();
-        var updated = handle with { Submissions = [.. handle.Submissions, Sbatch(handle, missing, arrayParallelism)] };
+        var stalled = status.Tasks.Where(t => t.Stage > first && t.IsActive && t.JobId is not null).Select(t => t.JobId!).Distinct().ToList();
+        if (stalled.Count > 0) RunTool("scancel", stalled, TimeSpan.FromSeconds(30));
+        var submissions = handle.Submissions.ToList();
+        string? after = null;
+        foreach (int stage in spec.Stages.Where(s => s >= first))
+        {
+            var missing = status.Tasks.Where(t => t.Stage == stage && t.RunsDone < t.RunsTotal && (stage > first || !t.IsActive)).Select(t => t.Shard).ToList();
+            if (missing.Count == 0) continue;
+            var submission = Sbatch(handle, stage, missing, handle.ShardsOf(spec, stage), arrayParallelism, after);
+            submissions.Add(submission);
+            after = submission.JobId;
+        }
+        var updated = handle with { Submissions = submissions };
         updated.Save();
         return updated;
     }
@@ -361,7 +391,7 @@ public static class SlurmSweeps
     }
 
     /// <summary>The runs recorded so far as the result a local <c>#!proxy-sweep</c> gives (fits and charts work unchanged).</summary>
-    public static ProxySweepResult Collect(SweepHandle handle) => ProxySweepResult.FromStore(OpenStore(handle));
+    public static object Collect(SweepHandle handle) => handle.LoadSpec().Experiment.Collect(OpenStore(handle));
 
     /// <summary>
     /// Polls <see cref="Status"/> every <paramref name="poll"/> until no task is queued or running, telling

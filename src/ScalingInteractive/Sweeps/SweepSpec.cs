@@ -6,71 +6,24 @@ using ScalingInteractive.Runs;
 namespace ScalingInteractive.Sweeps;
 
 /// <summary>
-/// Where a sweep's text comes from, written into its spec so a worker on another machine builds the same corpus:
-/// the built-in synthetic grammar (size and seed), or a UTF-8 file by absolute path (which must be readable where
-/// the workers run: a shared file system on a cluster).
-/// </summary>
-public sealed record SweepCorpus
-{
-    /// <summary><c>synthetic</c> or <c>file</c>.</summary>
-    public string Source { get; init; } = "synthetic";
-
-    /// <summary>Absolute path of the text file (<see cref="Source"/> <c>file</c>).</summary>
-    public string? Path { get; init; }
-
-    /// <summary>Bytes of synthetic text.</summary>
-    public int Bytes { get; init; } = 1_000_000;
-
-    /// <summary>Seed of the synthetic grammar.</summary>
-    public int Seed { get; init; }
-
-    /// <summary>Fraction of the text kept for validation (files; the synthetic corpus always uses 0.1).</summary>
-    public double ValidationFraction { get; init; } = 0.1;
-
-    /// <summary>
-    /// The corpus a <c>--corpus</c> value names (<c>synthetic</c>, <c>shakespeare</c>, a path or a file name in the data
-    /// folder; see <see cref="TextCorpus.Resolve"/>), with files resolved to absolute paths.
-    /// </summary>
-    public static SweepCorpus FromName(string? nameOrPath, string? dataDirectory = null)
-    {
-        string source = string.IsNullOrWhiteSpace(nameOrPath) ? "synthetic" : nameOrPath.Trim();
-        if (source.Equals("synthetic", StringComparison.OrdinalIgnoreCase)) return new SweepCorpus();
-        string folder = dataDirectory ?? Hosting.NotebookSession.DataDirectory;
-        if (source.Equals("shakespeare", StringComparison.OrdinalIgnoreCase)) source = TextCorpus.TinyShakespeareFile;
-        foreach (string candidate in new[] { source, System.IO.Path.Combine(folder, source) })
-            if (File.Exists(candidate)) return new SweepCorpus { Source = "file", Path = System.IO.Path.GetFullPath(candidate) };
-        throw new FileNotFoundException($"Corpus '{nameOrPath}' is neither 'synthetic', 'shakespeare' nor an existing file (also looked in the data folder '{folder}').", source);
-    }
-
-    /// <summary>Builds the corpus.</summary>
-    public TextCorpus Load() => Source.ToLowerInvariant() switch
-    {
-        "synthetic" => TextCorpus.Synthetic(Bytes, Seed),
-        "file" => TextCorpus.FromFile(Path ?? throw new InvalidDataException("A sweep spec's corpus has source 'file' but no 'path'."), ValidationFraction),
-        _ => throw new InvalidDataException($"A sweep spec's corpus source '{Source}' is not known; use 'synthetic' or 'file'."),
-    };
-}
-
-/// <summary>
-/// A sweep as data: a self-contained JSON document with every run (its key and full configuration), the corpus
-/// reference, the device and the LibTorch threads. A worker (<see cref="SweepWorker"/>, the ScalingInteractive.Worker
-/// app) runs one shard of it into a folder run store, so the same spec runs in this process, as a Slurm job array or
-/// as a Kubernetes indexed Job. Shard <c>i</c> of <c>n</c> holds the runs at positions <c>i, i+n, i+2n, ...</c>: each
-/// shard gets a spread of sizes and learning rates, so shards take similar times.
+/// An experiment as data: a self-contained JSON document with every run (its key, stage and full configuration), the
+/// experiment's shared settings (the corpus, a task, a pre-training recipe), the device and the LibTorch threads. A
+/// worker (<see cref="SweepWorker"/>, the ScalingInteractive.Worker app) runs one shard of one stage into a folder run
+/// store, so the same spec runs in this process, as Slurm job arrays (one per stage, each waiting for the one before)
+/// or as Kubernetes indexed Jobs. Shard <c>i</c> of <c>n</c> holds a stage's runs at positions <c>i, i+n, ...</c>: each
+/// shard gets a spread of sizes and learning rates, so shards take similar times. Kinds: <c>proxy-sweep</c>,
+/// <c>intrinsic-dimension</c> and <c>lora-experiment</c> (<see cref="ExperimentKinds"/>).
 /// </summary>
 public sealed record SweepSpec
 {
-    /// <summary>Format version written into every spec.</summary>
-    public const int CurrentFormat = 1;
+    /// <summary>Format version written into every spec (1: proxy sweeps without stages, still read).</summary>
+    public const int CurrentFormat = 2;
 
     /// <summary>The format version.</summary>
     public int Format { get; init; } = CurrentFormat;
 
-    /// <summary>The kind of runs: <c>proxy-sweep</c> (the only kind so far; see README "Sweeps on a cluster").</summary>
-    public string Kind { get; init; } = ProxySweep.StoreKind;
-
-    /// <summary>The sweep's name (also the name in the run store's identity).</summary>
-    public string Name { get; init; } = "sweep";
+    /// <summary>The experiment: its runs and settings.</summary>
+    public required IExperiment Experiment { get; init; }
 
     /// <summary>Device for every run: <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c> or <c>auto</c>.</summary>
     public string Device { get; init; } = "cpu";
@@ -78,87 +31,74 @@ public sealed record SweepSpec
     /// <summary>LibTorch CPU threads per worker (0 keeps LibTorch's choice).</summary>
     public int Threads { get; init; } = 1;
 
-    /// <summary>The corpus every run trains on.</summary>
-    public SweepCorpus Corpus { get; init; } = new();
+    /// <summary>The kind of experiment (also the store's kind).</summary>
+    public string Kind => Experiment.Kind;
 
-    /// <summary>The runs, in order.</summary>
-    public IReadOnlyList<ProxyRunSpec> Runs { get; init; } = [];
+    /// <summary>The experiment's name (also in the run store's identity).</summary>
+    public string Name => Experiment.Name;
+
+    /// <summary>Every run, in order.</summary>
+    public IReadOnlyList<PlannedRun> Runs => Experiment.Runs;
+
+    /// <summary>Run keys in order.</summary>
+    public IReadOnlyList<string> Keys => Runs.Select(r => r.Key).ToList();
+
+    /// <summary>The stages, in order.</summary>
+    public IReadOnlyList<int> Stages => Experiment.Stages();
+
+    /// <summary>A spec of <paramref name="experiment"/> on <paramref name="device"/> with <paramref name="threads"/> LibTorch threads per worker.</summary>
+    public static SweepSpec For(IExperiment experiment, string device = "cpu", int threads = 1) =>
+        new SweepSpec { Experiment = experiment ?? throw new ArgumentNullException(nameof(experiment)), Device = device, Threads = threads }.Validate();
 
     /// <summary>A spec of proxy runs (from <see cref="ProxySweepSpec.Runs"/> or the <see cref="ProxyExperiments"/> builders).</summary>
-    public static SweepSpec ForProxyRuns(string name, IEnumerable<ProxyRunSpec> runs, SweepCorpus? corpus = null, string device = "cpu", int threads = 1)
+    public static SweepSpec ForProxyRuns(string name, IEnumerable<ProxyRunSpec> runs, CorpusSource? corpus = null, string device = "cpu", int threads = 1)
     {
         ArgumentNullException.ThrowIfNull(runs);
         var list = runs.ToList();
         if (list.Count == 0) throw new ArgumentException("A sweep needs at least one run.", nameof(runs));
         var duplicate = list.GroupBy(r => r.Key).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) throw new ArgumentException($"Run key {duplicate.Key} appears {duplicate.Count()} times: two runs have the same configuration.", nameof(runs));
-        return new SweepSpec { Name = name, Runs = list, Corpus = corpus ?? new SweepCorpus(), Device = device, Threads = threads }.Validate();
+        return For(new ProxySweepExperiment(name, corpus ?? new CorpusSource(), list), device, threads);
     }
 
     /// <summary>Checks the spec; returns it. Throws <see cref="InvalidDataException"/> naming what is wrong.</summary>
     public SweepSpec Validate()
     {
-        if (Format != CurrentFormat) throw new InvalidDataException($"Sweep spec format {Format} is not supported; this ScalingInteractive reads format {CurrentFormat}.");
-        if (Kind != ProxySweep.StoreKind) throw new InvalidDataException($"Sweep spec kind '{Kind}' is not supported; accepted: {ProxySweep.StoreKind}.");
-        if (Runs.Count == 0) throw new InvalidDataException("The sweep spec has no runs.");
+        if (Format is not (1 or CurrentFormat)) throw new InvalidDataException($"Sweep spec format {Format} is not supported; this ScalingInteractive reads formats 1 and {CurrentFormat}.");
+        if (!ExperimentKinds.Names.Contains(Kind)) throw new InvalidDataException($"Sweep spec kind '{Kind}' is not supported; accepted: {string.Join(", ", ExperimentKinds.Names)}.");
         if (Threads < 0) throw new InvalidDataException($"threads must be 0 or more; got {Threads}.");
+        Experiment.Validate();
+        var runs = Runs;
+        if (runs.Count == 0) throw new InvalidDataException("The sweep spec has no runs.");
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < Runs.Count; i++)
+        for (int i = 0; i < runs.Count; i++)
         {
-            var run = Runs[i] ?? throw new InvalidDataException($"Run {i} of the sweep spec is empty.");
-            try
-            {
-                run.Model.Validate();
-                run.Training.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new InvalidDataException($"Run {i} of the sweep spec ({run.Experiment}, {run.Setting}) is not valid: {e.Message}");
-            }
-            if (seen.TryGetValue(run.Key, out int first))
-                throw new InvalidDataException($"Runs {first} and {i} of the sweep spec have the same key {run.Key} (the same configuration twice); a sweep runs each configuration once.");
-            seen[run.Key] = i;
+            if (runs[i].Stage < 0) throw new InvalidDataException($"Run {i} of the sweep spec has stage {runs[i].Stage}; stages are 0 or more.");
+            if (seen.TryGetValue(runs[i].Key, out int first))
+                throw new InvalidDataException($"Runs {first} and {i} of the sweep spec have the same key {runs[i].Key} (the same configuration twice); a sweep runs each configuration once.");
+            seen[runs[i].Key] = i;
         }
         return this;
     }
 
-    /// <summary>Run keys in order.</summary>
-    public IReadOnlyList<string> Keys => Runs.Select(r => r.Key).ToList();
-
-    /// <summary>The runs of shard <paramref name="index"/> of <paramref name="count"/> (positions index, index+count, ...).</summary>
-    public IReadOnlyList<ProxyRunSpec> Shard(int index, int count)
-    {
-        if (count <= 0) throw new ArgumentException($"The shard count must be positive; got {count}.", nameof(count));
-        if (index < 0 || index >= count) throw new ArgumentException($"Shard index {index} is outside 0..{count - 1}.", nameof(index));
-        return Runs.Where((_, i) => i % count == index).ToList();
-    }
-
-    /// <summary>The identity of the sweep's run store (the same fields <see cref="ProxySweep.OpenStore"/> writes).</summary>
-    public static JsonObject StoreIdentity(TextCorpus corpus, string name) => new()
-    {
-        ["name"] = name,
-        ["corpus"] = corpus.Name,
-        ["trainTokens"] = corpus.TrainTokens,
-        ["validationTokens"] = corpus.ValidationTokens,
-    };
+    /// <summary>The runs of stage <paramref name="stage"/> in shard <paramref name="index"/> of <paramref name="count"/>.</summary>
+    public IReadOnlyList<PlannedRun> Shard(int stage, int index, int count) => Experiment.Shard(stage, index, count);
 
     /// <summary>Opens the folder run store of this spec (read-only view, or writing <paramref name="writeShard"/>).</summary>
-    public RunStore OpenStore(string folder, TextCorpus? corpus = null, string? writeShard = null) =>
-        RunStore.OpenFolder(folder, Kind, StoreIdentity(corpus ?? Corpus.Load(), Name), writeShard);
+    public RunStore OpenStore(string folder, string? writeShard = null) => RunStore.OpenFolder(folder, Kind, Experiment.StoreIdentity(), writeShard);
 
-    /// <summary>The JSON text of the spec (each run carries its key, checked on load).</summary>
+    /// <summary>The JSON text of the spec (each run carries its key and stage, checked on load).</summary>
     public string ToJson()
     {
         var node = new JsonObject
         {
-            ["format"] = Format,
+            ["format"] = CurrentFormat,
             ["kind"] = Kind,
             ["name"] = Name,
             ["device"] = Device,
             ["threads"] = Threads,
-            ["corpus"] = JsonSerializer.SerializeToNode(Corpus, SweepsJson.Default.SweepCorpus),
-            ["runs"] = new JsonArray(Runs.Select(r => (JsonNode)JsonSerializer.SerializeToNode(r, ProxiesJson.Default.ProxyRunSpec)!).ToArray()),
         };
+        foreach (var (key, value) in Experiment.ToJson()) node[key] = value?.DeepClone();
         return node.ToJsonString(SweepsJson.Indented.Options);
     }
 
@@ -189,35 +129,47 @@ public sealed record SweepSpec
         JsonObject root;
         try { root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"Sweep spec '{origin}' is not a JSON object."); }
         catch (JsonException e) { throw new InvalidDataException($"Sweep spec '{origin}' is not valid JSON: {e.Message}"); }
-        var runs = new List<ProxyRunSpec>();
+        int format = Field(root, "format", 0, origin);
+        string kind = Field(root, "kind", "", origin);
+        string name = Field(root, "name", "sweep", origin);
         if (root["runs"] is not JsonArray array) throw new InvalidDataException($"Sweep spec '{origin}' has no \"runs\" list.");
-        var positions = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (node, i) in array.Select((n, i) => (n, i)))
+        IExperiment experiment;
+        try
         {
-            if (node is not JsonObject run) throw new InvalidDataException($"Sweep spec '{origin}': run {i} is not a JSON object.");
+            experiment = ExperimentKinds.Parse(kind, name, root, (read, part) => Read(read, origin, part));
+        }
+        catch (InvalidDataException e) when (!e.Message.StartsWith("Sweep spec", StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"Sweep spec '{origin}': {e.Message}");
+        }
+        var runs = experiment.Runs;
+        if (runs.Count != array.Count) throw new InvalidDataException($"Sweep spec '{origin}': {array.Count} runs listed, {runs.Count} read.");
+        for (int i = 0; i < runs.Count; i++)
+        {
+            if (array[i] is not JsonObject run) throw new InvalidDataException($"Sweep spec '{origin}': run {i} is not a JSON object.");
             if (run["key"] is not JsonValue keyValue || keyValue.GetValueKind() != JsonValueKind.String)
                 throw new InvalidDataException($"Sweep spec '{origin}': run {i} has no string \"key\". Every run carries the key of its configuration, " +
                                                "checked on load so that an edited run is caught; write specs with SweepSpec.Save or #!sweep-submit.");
             string stored = keyValue.GetValue<string>();
-            var parsed = Read(() => run.Deserialize(ProxiesJson.Default.ProxyRunSpec), origin, $"run {i}")
-                ?? throw new InvalidDataException($"Sweep spec '{origin}': run {i} is empty.");
-            string key = Read(() => parsed.Key, origin, $"run {i}");
-            if (stored != key)
-                throw new InvalidDataException($"Sweep spec '{origin}': run {i} has key {stored} but its configuration gives {key}; the spec was edited or written by another version.");
-            if (positions.TryGetValue(key, out int first))
-                throw new InvalidDataException($"Sweep spec '{origin}': runs {first} and {i} have the same key {key} (the same configuration twice); a sweep runs each configuration once.");
-            positions[key] = i;
-            runs.Add(parsed);
+            if (stored != runs[i].Key)
+                throw new InvalidDataException($"Sweep spec '{origin}': run {i} has key {stored} but its configuration gives {runs[i].Key}; the spec was edited or written by another version.");
+            int stage = run["stage"] is null ? 0 : Read(() => run["stage"]!.GetValue<int>(), origin, $"run {i}'s stage");
+            if (stage != runs[i].Stage)
+                throw new InvalidDataException($"Sweep spec '{origin}': run {i} is listed at stage {stage} but its kind puts it at stage {runs[i].Stage}.");
+        }
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < runs.Count; i++)
+        {
+            if (seen.TryGetValue(runs[i].Key, out int first))
+                throw new InvalidDataException($"Sweep spec '{origin}': runs {first} and {i} have the same key {runs[i].Key} (the same configuration twice); a sweep runs each configuration once.");
+            seen[runs[i].Key] = i;
         }
         return new SweepSpec
         {
-            Format = Field(root, "format", 0, origin),
-            Kind = Field(root, "kind", "", origin),
-            Name = Field(root, "name", "sweep", origin),
+            Format = format,
+            Experiment = experiment,
             Device = Field(root, "device", "cpu", origin),
             Threads = Field(root, "threads", 1, origin),
-            Corpus = Read(() => root["corpus"]?.Deserialize(SweepsJson.Default.SweepCorpus), origin, "corpus") ?? new SweepCorpus(),
-            Runs = runs,
         }.Validate();
     }
 
@@ -240,4 +192,24 @@ public sealed record SweepSpec
             throw new InvalidDataException($"Sweep spec '{origin}': {part} cannot be read: {e.Message}");
         }
     }
+}
+
+/// <summary>The experiment kinds a spec can hold, and how each is read from JSON.</summary>
+public static class ExperimentKinds
+{
+    /// <summary>A reader of a kind: (experiment name, the spec's JSON, a guard that names the part on deserialisation errors).</summary>
+    public delegate IExperiment Reader(string name, JsonObject body, Func<Func<object?>, string, object?> read);
+
+    private static readonly Dictionary<string, Reader> Readers = new(StringComparer.Ordinal)
+    {
+        [ProxySweep.StoreKind] = (name, body, read) => ProxySweepExperiment.FromJson(name, body, read),
+    };
+
+    /// <summary>The kinds, e.g. <c>proxy-sweep</c>.</summary>
+    public static IReadOnlyList<string> Names => Readers.Keys.Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>Reads an experiment of <paramref name="kind"/>.</summary>
+    public static IExperiment Parse(string kind, string name, JsonObject body, Func<Func<object?>, string, object?> read) =>
+        Readers.TryGetValue(kind, out var reader) ? reader(name, body, read)
+            : throw new InvalidDataException($"kind '{kind}' is not supported; accepted: {string.Join(", ", Names)}.");
 }

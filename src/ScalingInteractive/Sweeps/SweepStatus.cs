@@ -15,6 +15,9 @@ namespace ScalingInteractive.Sweeps;
 /// <param name="LogTail">Last lines of the task's log when it did not complete (null otherwise).</param>
 public sealed record SweepTaskStatus(int Shard, string? JobId, string State, int? ExitCode, int RunsDone, int RunsTotal, string? LogTail)
 {
+    /// <summary>The stage of the shard (0 for a sweep of one stage).</summary>
+    public int Stage { get; init; }
+
     /// <summary>Queued or running.</summary>
     public bool IsActive => State is "PENDING" or "RUNNING" or "CONFIGURING" or "COMPLETING" or "REQUEUED" or "RESIZING" or "SUSPENDED";
 
@@ -34,7 +37,13 @@ public sealed record SweepStatus(SweepHandle Handle, IReadOnlyList<SweepTaskStat
     IReadOnlyList<BadRunLine> BadLines, int DuplicateRecords, DateTime CheckedAt) : IRichResult
 {
     /// <summary>No task is queued or running.</summary>
-    public bool IsFinished => Tasks.All(t => !t.IsActive);
+    public bool IsFinished => Tasks.All(t => !t.IsActive) || IsStalled;
+
+    /// <summary>
+    /// True when a stage's shards all ended with runs missing while later stages wait for it: those arrays would wait for
+    /// ever (Slurm's afterok), so the sweep needs <c>SlurmSweeps.ResubmitMissing</c>.
+    /// </summary>
+    public bool IsStalled => Tasks.GroupBy(t => t.Stage).Any(g => g.All(t => !t.IsActive) && g.Any(t => t.NeedsResubmit) && Tasks.Any(t => t.Stage > g.Key && t.IsActive));
 
     /// <summary>Every run is recorded.</summary>
     public bool IsComplete => RunsDone >= RunsTotal;

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using ScalingInteractive.Hosting;
-using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
 
 namespace ScalingInteractive.Sweeps;
@@ -27,18 +26,19 @@ public static class SweepWorker
 
     /// <summary>
     /// Runs shard <paramref name="index"/> of <paramref name="count"/> of <paramref name="spec"/> into the folder store
-    /// <paramref name="storeFolder"/> and returns the store (every shard's records, as one store).
+    /// <paramref name="storeFolder"/>: of stage <paramref name="stage"/>, or of every stage in order (in one process,
+    /// where shard 0 of 1 holds every run). Returns the store (every shard's records, as one store).
     /// </summary>
-    public static RunStore RunShard(SweepSpec spec, int index, int count, string storeFolder, IProgressSink? progress = null, CancellationToken cancellationToken = default)
+    public static RunStore RunShard(SweepSpec spec, int index, int count, string storeFolder, IProgressSink? progress = null,
+        CancellationToken cancellationToken = default, int? stage = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         spec.Validate();
-        var runs = spec.Shard(index, count);
-        var corpus = spec.Corpus.Load();
-        var store = spec.OpenStore(storeFolder, corpus, ShardFileName(index));
+        if (stage is int s && !spec.Stages.Contains(s)) throw new ArgumentException($"Stage {s} is not a stage of this spec; its stages are {string.Join(", ", spec.Stages)}.", nameof(stage));
+        var store = spec.OpenStore(storeFolder, ShardFileName(index));
         if (spec.Threads > 0) TorchSharp.torch.set_num_threads(spec.Threads);
         var device = TorchRuntime.ResolveDevice(spec.Device);
-        ProxySweep.Run(runs, corpus, device, store, progress, cancellationToken);
+        spec.Experiment.RunShard(new ExperimentContext(store, device, Progress: progress, CancellationToken: cancellationToken), index, count, stage);
         return store;
     }
 
@@ -71,13 +71,14 @@ public static class SweepWorker
             return UsageExitCode;
         }
         var clock = Stopwatch.StartNew();
-        string prefix = $"[shard {parsed.Index}/{parsed.Count}]";
-        output.WriteLine($"{prefix} {spec.Shard(parsed.Index, parsed.Count).Count} runs of sweep '{spec.Name}' ({spec.Runs.Count} in all), device {spec.Device}, store {Path.GetFullPath(parsed.Store)}, host {Environment.MachineName}, pid {Environment.ProcessId}");
+        string prefix = parsed.Stage is int stageShown ? $"[stage {stageShown} shard {parsed.Index}/{parsed.Count}]" : $"[shard {parsed.Index}/{parsed.Count}]";
+        var mine = (parsed.Stage is int only ? [only] : spec.Stages).SelectMany(s => spec.Shard(s, parsed.Index, parsed.Count)).ToList();
+        output.WriteLine($"{prefix} {mine.Count} runs of {spec.Kind} '{spec.Name}' ({spec.Runs.Count} in all{(parsed.Stage is int st ? $", stage {st}" : "")}), device {spec.Device}, store {Path.GetFullPath(parsed.Store)}, host {Environment.MachineName}, pid {Environment.ProcessId}");
         output.Flush();
         try
         {
-            var store = RunShard(spec, parsed.Index, parsed.Count, parsed.Store, new LineProgress(output, prefix), cancellation.Token);
-            var keys = spec.Shard(parsed.Index, parsed.Count).Select(r => r.Key).ToList();
+            var store = RunShard(spec, parsed.Index, parsed.Count, parsed.Store, new LineProgress(output, prefix), cancellation.Token, parsed.Stage);
+            var keys = mine.Select(r => r.Key).ToList();
             output.WriteLine($"{prefix} done in {clock.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s: {keys.Count(store.Contains)}/{keys.Count} runs recorded");
             return 0;
         }
@@ -171,21 +172,22 @@ public static class SweepWorker
 /// <param name="Store">Store folder.</param>
 /// <param name="Device">Device override.</param>
 /// <param name="Threads">Threads override.</param>
-public sealed record WorkerArguments(string Spec, int Index, int Count, string Store, string? Device, int? Threads)
+/// <param name="Stage">The stage to run (null: every stage, in order).</param>
+public sealed record WorkerArguments(string Spec, int Index, int Count, string Store, string? Device, int? Threads, int? Stage = null)
 {
     /// <summary>Environment variables that carry the shard index when only <c>--shards N</c> is given.</summary>
     public static readonly string[] IndexVariables = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
 
     /// <summary>One-paragraph usage text.</summary>
     public const string Usage =
-        "usage: dotnet ScalingInteractive.Worker.dll --spec spec.json --shard I/N --store DIR [--device cpu|cuda|cuda:N] [--threads T]\n" +
+        "usage: dotnet ScalingInteractive.Worker.dll --spec spec.json --shard I/N --store DIR [--stage S] [--device cpu|cuda|cuda:N] [--threads T]\n" +
         "  I may be a number or an environment variable ($JOB_COMPLETION_INDEX/4); or give --shards N and the index is read from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.";
 
     /// <summary>Parses the worker's arguments; <paramref name="environment"/> resolves index variables.</summary>
     public static WorkerArguments Parse(IReadOnlyList<string> args, Func<string, string?> environment)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        string[] known = ["--spec", "--shard", "--shards", "--store", "--device", "--threads"];
+        string[] known = ["--spec", "--shard", "--shards", "--store", "--stage", "--device", "--threads"];
         for (int i = 0; i < args.Count; i++)
         {
             string name = args[i];
@@ -217,7 +219,8 @@ public sealed record WorkerArguments(string Spec, int Index, int Count, string S
         else throw new ArgumentException("Give --shard I/N (or --shards N with the index in SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).");
         if (index < 0 || index >= count) throw new ArgumentException($"Shard index {index} is outside 0..{count - 1} (from --shard '{(values.TryGetValue("--shard", out var s) ? s : "")}').");
         int? threads = values.TryGetValue("--threads", out string? t) ? int.TryParse(t, CultureInfo.InvariantCulture, out int n) && n >= 0 ? n : throw new ArgumentException($"--threads '{t}' is not a whole number >= 0.") : null;
-        return new WorkerArguments(spec, index, count, store, values.GetValueOrDefault("--device"), threads);
+        int? stage = values.TryGetValue("--stage", out string? st) ? int.TryParse(st, NumberStyles.None, CultureInfo.InvariantCulture, out int sv) ? sv : throw new ArgumentException($"--stage '{st}' is not a whole number >= 0.") : null;
+        return new WorkerArguments(spec, index, count, store, values.GetValueOrDefault("--device"), threads, stage);
     }
 
     private static int ParseIndex(string text, Func<string, string?> environment, string original)

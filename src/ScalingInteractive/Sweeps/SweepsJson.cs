@@ -9,7 +9,6 @@ namespace ScalingInteractive.Sweeps;
 /// </summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals | JsonNumberHandling.AllowReadingFromString)]
-[JsonSerializable(typeof(SweepCorpus))]
 [JsonSerializable(typeof(SweepHandle))]
 [JsonSerializable(typeof(SweepStatus))]
 public sealed partial class SweepsJson : JsonSerializerContext

@@ -33,7 +33,8 @@ public class DisplayTests
             static string StableTime(string json) => Regex.Replace(json, "\"ElapsedSeconds\":[^,}]+", "");
             Assert.Equal(StableTime(rich.ToJson()), StableTime(Formatter.ToDisplayString(value, Formatters.JsonMimeType)));
         }
-        Assert.Equal(Formatters.ResultTypes.Count, SampleResults().Select(r => r.GetType()).Distinct().Count());
+        // Every result type has a sample here (a new type without one is named in the failure).
+        Assert.Empty(Formatters.ResultTypes.Except(SampleResults().Select(r => r.GetType())).Select(t => t.FullName));
     }
 
     private static IEnumerable<object> SampleResults()
@@ -52,6 +53,10 @@ public class DisplayTests
         yield return ScalingInteractive.Tests.Proxies.ProxyDisplaySamples.Sweep();
         foreach (var result in Fitting.FittingSamples.All()) yield return result;
         yield return ScalingInteractive.Tests.Sweeps.SweepFixtures.StatusSample();
+        var verdict = new ScalingInteractive.Claims.ClaimVerdict("Paper <2024>", "1", "x < y", ScalingInteractive.Claims.ClaimOutcome.Holds, "holds", "x < y - SE",
+            "seed control", [new("x", 1), new("y", double.PositiveInfinity, "not reached")]);
+        yield return verdict;
+        yield return new ScalingInteractive.Claims.VerdictTable("Paper <2024>", ["1", "2"], [verdict]);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using ScalingInteractive.Commands;
 using System.Text.Json.Nodes;
+using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
 using ScalingInteractive.Sweeps;
 
@@ -62,8 +63,8 @@ public class ShardedStoreTests : IDisposable
         string path = spec.Save(Path.Combine(_dir, "spec.json"));
         var back = SweepSpec.Load(path);
         Assert.Equal(spec.Keys, back.Keys);
-        Assert.Equal(spec.Corpus, back.Corpus);
-        var shards = Enumerable.Range(0, 3).Select(i => back.Shard(i, 3)).ToList();
+        Assert.Equal(((ProxySweepExperiment)spec.Experiment).Corpus, ((ProxySweepExperiment)back.Experiment).Corpus);
+        var shards = Enumerable.Range(0, 3).Select(i => back.Shard(0, i, 3)).ToList();
         Assert.All(shards, s => Assert.Equal(4, s.Count));
         Assert.Equal(spec.Keys.Order(), shards.SelectMany(s => s).Select(r => r.Key).Order());
         // A spec edited by hand (a config changed, key left) is refused rather than silently mixing runs.
@@ -77,7 +78,7 @@ public class ShardedStoreTests : IDisposable
         var spec = ProxySweepCommand.ToSweepSpec("#!proxy-sweep --widths [16,32] --learning-rates [1e-3,1e-2] --steps 20 --threads 1 --name cmd");
         Assert.Equal(4, spec.Runs.Count);
         Assert.Equal("cmd", spec.Name);
-        Assert.Equal("synthetic", spec.Corpus.Source);
+        Assert.Equal("synthetic", ((ProxySweepExperiment)spec.Experiment).Corpus.Source);
         Assert.Equal(spec.Keys, SweepSpec.Parse(spec.ToJson()).Keys);
     }
 
@@ -111,11 +112,11 @@ public class ShardedStoreTests : IDisposable
         var options = new SlurmOptions { Shards = 3, Partition = "gpu", Time = "00:10:00", CpusPerTask = 2, Memory = "4G", Gpus = 1, ExtraSbatchOptions = ["--account=proj"] }.Validate(spec);
         var handle = new SweepHandle { Folder = _dir, SpecPath = Path.Combine(_dir, "spec.json"), StoreFolder = Path.Combine(_dir, "store"), LogFolder = Path.Combine(_dir, "logs"), Shards = 3 };
         string script = SlurmSweeps.Script(spec, options, handle, "dotnet '/w/ScalingInteractive.Worker.dll'");
-        foreach (string line in new[] { "#SBATCH --partition=gpu", "#SBATCH --time=00:10:00", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=4G", "#SBATCH --gres=gpu:1", "#SBATCH --account=proj", "--shard \"$SLURM_ARRAY_TASK_ID/3\"" })
+        foreach (string line in new[] { "#SBATCH --partition=gpu", "#SBATCH --time=00:10:00", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=4G", "#SBATCH --gres=gpu:1", "#SBATCH --account=proj", "--shard \"$SLURM_ARRAY_TASK_ID/$2\" --stage \"$1\"" })
             Assert.Contains(line, script);
         Assert.Contains("device is 'cpu'", Assert.Throws<ArgumentException>(() => new SlurmOptions { Gpus = 1 }.Validate(spec with { Device = "cpu" })).Message);
         Assert.Contains("no GPUs are requested", Assert.Throws<ArgumentException>(() => new SlurmOptions().Validate(spec)).Message);
-        Assert.Contains("more than the sweep's 12 runs", Assert.Throws<ArgumentException>(() => new SlurmOptions { Shards = 13, Gpus = 1 }.Validate(spec)).Message);
+        Assert.Contains("more than the 12 runs of the sweep's largest stage", Assert.Throws<ArgumentException>(() => new SlurmOptions { Shards = 13, Gpus = 1 }.Validate(spec)).Message);
     }
 }
 
@@ -132,7 +133,7 @@ public class SweepCommandTests : IDisposable
         // A ProxyExperiments builder's runs become a spec like any grid.
         var runs = ScalingInteractive.Proxies.ProxyExperiments.NdGrid([16, 32], [10, 20],
             new ScalingInteractive.Proxies.ProxyTrainingOptions { BatchSize = 4, SequenceLength = 16, LogEvery = 5 });
-        var spec = SweepSpec.ForProxyRuns("nd", runs, new SweepCorpus { Bytes = 50_000 });
+        var spec = SweepSpec.ForProxyRuns("nd", runs, new CorpusSource { Bytes = 50_000 });
         Assert.Equal(spec.Keys, SweepSpec.Parse(spec.ToJson()).Keys);
         var host = new ScalingInteractive.Tests.Commands.TestHost { Variables = { ["spec"] = spec, ["folder"] = Path.Combine(_dir, "nd") } };
 

@@ -43,8 +43,8 @@ public class SlurmSweepTests(ITestOutputHelper output) : IDisposable
         var local = LocalSweeps.Run(spec, Path.Combine(_dir, "local"));
         output.WriteLine($"local: {clock.Elapsed.TotalSeconds:F1} s");
 
-        var cluster = SlurmSweeps.Collect(handle);
-        var here = SlurmSweeps.Collect(local);
+        var cluster = Assert.IsType<ProxySweepResult>(SlurmSweeps.Collect(handle));
+        var here = Assert.IsType<ProxySweepResult>(SlurmSweeps.Collect(local));
         Assert.Equal(spec.Keys.Order(), cluster.Rows.Select(r => r.Key).Order());
         Assert.Empty(cluster.BadLines);
         Assert.Equal(12, File.ReadLines(Path.Combine(handle.StoreFolder, "shard-0000.jsonl")).Skip(1).Count()
@@ -182,7 +182,7 @@ public class WorkerKillTests(ITestOutputHelper output) : IDisposable
             Assert.Contains($"{recorded}/6 runs already in the store", log);
         }
         var final = spec.OpenStore(store);
-        Assert.Equal(spec.Shard(0, 2).Select(r => r.Key).Order(), final.Records.Select(r => r["key"]!.GetValue<string>()).Order());
+        Assert.Equal(spec.Shard(0, 0, 2).Select(r => r.Key).Order(), final.Records.Select(r => r["key"]!.GetValue<string>()).Order());
         Assert.Equal(0, final.DuplicateRecords);
         Assert.Single(final.BadLines); // still reported, costs nothing
     }

@@ -19,7 +19,14 @@ internal static class SweepFixtures
             Seeds = [0, 1],
             Training = new ProxyTrainingOptions { Steps = steps, BatchSize = 8, SequenceLength = 32, LogEvery = 10, WarmupSteps = 0 },
         }.Runs(),
-        new SweepCorpus { Bytes = 200_000 }, device: "cpu", threads: 1);
+        new CorpusSource { Bytes = 200_000 }, device: "cpu", threads: 1);
+
+    /// <summary>The proxy runs of a proxy-sweep spec.</summary>
+    public static IReadOnlyList<ProxyRunSpec> ProxyRuns(SweepSpec spec) => ((ProxySweepExperiment)spec.Experiment).ProxyRuns;
+
+    /// <summary>The same spec with other proxy runs.</summary>
+    public static SweepSpec WithRuns(SweepSpec spec, IEnumerable<ProxyRunSpec> runs) =>
+        spec with { Experiment = (ProxySweepExperiment)spec.Experiment with { ProxyRuns = runs.ToList() } };
 
     /// <summary>The worker dll built next to the tests (the test project references the worker project).</summary>
     public static string WorkerDll

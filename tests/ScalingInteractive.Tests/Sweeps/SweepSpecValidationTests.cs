@@ -46,7 +46,8 @@ public class SweepSpecValidationTests : IDisposable
         Assert.Contains("runs 5 and 12 have the same key", e.Message);
 
         var twelve = SweepFixtures.TwelveRuns("code");
-        var doubled = twelve with { Runs = [.. twelve.Runs, twelve.Runs[0]] };
+        var runs = SweepFixtures.ProxyRuns(twelve);
+        var doubled = SweepFixtures.WithRuns(twelve, [.. runs, runs[0]]);
         Assert.Contains("the same configuration twice", Assert.Throws<InvalidDataException>(() => doubled.Validate()).Message);
     }
 
@@ -70,7 +71,8 @@ public class SweepSpecValidationTests : IDisposable
     public void An_invalid_setting_in_a_run_is_refused_with_its_run_number()
     {
         var spec = SweepFixtures.TwelveRuns("invalid");
-        var broken = spec with { Runs = [.. spec.Runs.Take(4), spec.Runs[4] with { Training = spec.Runs[4].Training with { Steps = -3 } }] };
+        var runs = SweepFixtures.ProxyRuns(spec);
+        var broken = SweepFixtures.WithRuns(spec, [.. runs.Take(4), runs[4] with { Training = runs[4].Training with { Steps = -3 } }]);
         var e = Assert.Throws<InvalidDataException>(() => broken.Validate());
         Assert.Contains("Run 4", e.Message);
         Assert.Contains("Steps", e.Message);
