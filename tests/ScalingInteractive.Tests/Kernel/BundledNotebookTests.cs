@@ -16,6 +16,12 @@ public class BundledNotebookTests
         return data;
     }
 
+    /// <summary>Notebooks that judge a paper's claims, with the number of claims their verdict table must hold.</summary>
+    private static readonly Dictionary<string, int> ClaimsJudged = new()
+    {
+        ["03-intrinsic-dimension.dib"] = 7,
+    };
+
     [SharedDataTheory]
     [MemberData(nameof(BundledNotebooks))]
     public async Task Bundled_notebook_runs_in_the_real_kernel_in_quick_mode(string notebook)
@@ -35,6 +41,14 @@ public class BundledNotebookTests
                 Assert.True(output.Html is not null, $"a display of '{cell.Source.Split('\n')[0]}' has no text/html");
                 Assert.True(output.PlainText is not null, $"a display of '{cell.Source.Split('\n')[0]}' has no text/plain");
             }
+        // A notebook that judges a paper's claims ends with its verdict table: present once, every claim judged.
+        if (ClaimsJudged.TryGetValue(notebook, out int claims))
+        {
+            var tables = code.SelectMany(c => c.Outputs).Select(o => o.Html).Where(h => h is not null && h.Contains("class=\"si-verdicts\"")).ToList();
+            var table = Assert.Single(tables);
+            Assert.Contains("data-complete=\"true\"", table);
+            Assert.Contains($"data-claims=\"{claims}\" data-judged=\"{claims}\"", table);
+        }
         // The executed notebook and the report are written.
         string dir = Directory.CreateTempSubdirectory("si-nb-").FullName;
         try
