@@ -26,3 +26,48 @@ public sealed record IntrinsicDimensionNotebookSettings(int Steps, int LmSteps, 
         : new(1000, 300, [0, 1], [30, 100, 300, 1000, 3000, 10000], [30, 100, 300], [30, 100, 300, 1000, 3000], [0], [30, 300, 3000],
             [3, 10, 30, 100, 300, 1000, 3000], 500, 1000, 1000, [1, 2]);
 }
+
+/// <summary>
+/// Notebook 04's sizes, full run and quick mode (CI) in one place. The <c>#!lora-experiment</c> cell names these
+/// values through variables of the same name.
+/// </summary>
+/// <param name="Width">Model width d of the main experiment.</param>
+/// <param name="PretrainSteps">Pre-training steps on corpus A.</param>
+/// <param name="Steps">Fine-tuning steps on B.</param>
+/// <param name="SequentialSteps">Steps per task of the task sequence.</param>
+/// <param name="Ranks">LoRA ranks (r/d at most 1/12 in the full run).</param>
+/// <param name="SequentialRanks">LoRA ranks of the task sequence.</param>
+/// <param name="FullLrs">Full fine-tuning's learning-rate grid.</param>
+/// <param name="LoraLrs">LoRA's learning-rate grid (an earlier 3e-4 ... 1e-2 grid chose its top rate for every method, still short of full fine-tuning's target loss, control L).</param>
+/// <param name="FullEvery">Control M: steps between evaluations of full fine-tuning's target loss (it crosses the levels early, where its loss falls fastest).</param>
+/// <param name="LoraEvery">Control M: steps between evaluations of a LoRA run's target loss.</param>
+/// <param name="EarlierRegime">Control R: a reduced re-run of the earlier full mode (width 64, ranks up to full rank, two-point grids).</param>
+public sealed record LoraNotebookSettings(int Width, int PretrainSteps, int Steps, int SequentialSteps, int[] Ranks, int[] SequentialRanks, double[] FullLrs,
+    double[] LoraLrs, int FullEvery, int LoraEvery, LoraSpectra.LoraExperimentOptions EarlierRegime)
+{
+    /// <summary>The full run, or quick mode (CI: a narrower model, fewer steps, ranks and rates; a smoke test).</summary>
+    public static LoraNotebookSettings For(bool quick)
+    {
+        int steps = quick ? 40 : 200;
+        var earlier = new LoraSpectra.LoraExperimentOptions
+        {
+            Model = new Proxies.ProxyModelConfig { Width = quick ? 32 : 64, Depth = 2, Heads = quick ? 2 : 4, ContextLength = 64 },
+            PretrainSteps = quick ? 100 : 1500, FineTuneSteps = steps, SequentialSteps = 0,
+            Ranks = quick ? new[] { 4, 32 } : new[] { 8, 64 },
+            FullLearningRates = quick ? new[] { 3e-4 } : new[] { 1e-4, 3e-4 }, LoraLearningRates = quick ? new[] { 1e-3 } : new[] { 1e-3, 3e-3 },
+        };
+        return quick
+            ? new(64, 200, steps, 20, [1, 4], [1], [1e-3], [3e-3, 1e-2], 2, 10, earlier)
+            : new(128, 1500, steps, 150, [1, 4, 8], [1], [3e-4, 1e-3, 3e-3], [3e-3, 1e-2, 3e-2, 1e-1], 1, 5, earlier);
+    }
+}
+
+/// <summary>Notebook 01's sizes, full run and quick mode (CI) in one place.</summary>
+/// <param name="Resamples">Bootstrap resamples of the law-1 fit (the magic command names <c>resamples</c>).</param>
+/// <param name="Simulations">Noisy data sets of the coverage simulation.</param>
+/// <param name="SimulationResamples">Bootstrap resamples per simulated data set.</param>
+public sealed record FittingNotebookSettings(int Resamples, int Simulations, int SimulationResamples)
+{
+    /// <summary>The full run, or quick mode (CI: a smaller bootstrap and fewer simulations).</summary>
+    public static FittingNotebookSettings For(bool quick) => quick ? new(200, 20, 150) : new(1000, 100, 500);
+}
