@@ -71,3 +71,35 @@ public sealed record FittingNotebookSettings(int Resamples, int Simulations, int
     /// <summary>The full run, or quick mode (CI: a smaller bootstrap and fewer simulations).</summary>
     public static FittingNotebookSettings For(bool quick) => quick ? new(200, 20, 150) : new(1000, 100, 500);
 }
+
+/// <summary>Notebook 02's sizes, full run (about 20 minutes on 2 cores) and quick mode (CI: tiny widths, a few dozen steps) in one place.</summary>
+/// <param name="Widths">Model widths of the main sweeps.</param>
+/// <param name="HeadDim">Attention head size.</param>
+/// <param name="Rates">Learning-rate grid.</param>
+/// <param name="Training">Training options (cosine schedule) before the paper's ratio-matched z-loss and warm-up are applied.</param>
+/// <param name="ExtraSeeds">Seeds of claim 1's and claim 5's seed control.</param>
+/// <param name="ZLossSteps">Steps of claim 3's long runs.</param>
+/// <param name="FitLearningRate">Learning rate of the fitting-data runs.</param>
+/// <param name="FitLogEvery">Logging interval of the fitting-data runs.</param>
+/// <param name="NdGridSteps">Step counts of the (N, D) grid.</param>
+/// <param name="ScheduleSteps">Steps of the schedule curves.</param>
+/// <param name="ScheduleWarmup">Warm-up steps of the schedule curves.</param>
+/// <param name="LrBatchBudgets">Token budgets of the learning-rate x batch grids.</param>
+/// <param name="LrBatchRates">Learning rates of those grids.</param>
+/// <param name="LrBatchSizes">Batch sizes of those grids.</param>
+/// <param name="Law1Resamples">Bootstrap resamples of law 1 on the proxy runs.</param>
+public sealed record ProxyNotebookSettings(int[] Widths, int HeadDim, double[] Rates, Proxies.ProxyTrainingOptions Training, long[] ExtraSeeds, int ZLossSteps,
+    double FitLearningRate, int FitLogEvery, int[] NdGridSteps, int ScheduleSteps, int ScheduleWarmup, long[] LrBatchBudgets, double[] LrBatchRates, int[] LrBatchSizes,
+    int Law1Resamples)
+{
+    /// <summary>The full run, or quick mode.</summary>
+    public static ProxyNotebookSettings For(bool quick) => quick
+        ? new([16, 24, 32], 8, [3e-3, 3e-2, 1.0], TrainingOf(25, 8, 32, 5, 2), [1], 60, 1e-2, 2, [10, 20, 40], 30, 2, [4L * 32 * 20, 4L * 32 * 40], [3e-3, 1e-2, 3e-2], [4, 8], 100)
+        : new([32, 64, 96], 16, Proxies.ProxySweepSpec.LogSpaced(1e-3, 1.0, 5), TrainingOf(300, 16, 64, 20, 8), [1, 2], 1800, 3e-3, 10, [100, 200, 300], 300, 20,
+            [16L * 64 * 100, 16L * 64 * 200], Proxies.ProxySweepSpec.LogSpaced(1e-3, 3e-2, 3), [8, 16, 32], 1000);
+
+    private static Proxies.ProxyTrainingOptions TrainingOf(int steps, int batchSize, int sequenceLength, int logEvery, int validationBatches) => new()
+    {
+        Steps = steps, BatchSize = batchSize, SequenceLength = sequenceLength, LogEvery = logEvery, ValidationBatches = validationBatches, Schedule = Core.ScheduleShape.Cosine,
+    };
+}
