@@ -20,6 +20,7 @@ public class BundledNotebookTests
     private static readonly Dictionary<string, int> ClaimsJudged = new()
     {
         ["01-fitting-scaling-laws.dib"] = 7,
+        ["02-small-scale-proxies.dib"] = 8,
         ["03-intrinsic-dimension.dib"] = 7,
         ["04-lora-vs-full-spectra.dib"] = 6,
     };
