@@ -27,6 +27,12 @@ public sealed record IntrinsicTaskOptions
     /// <summary><c>lm</c>: tokens per window.</summary>
     public int SequenceLength { get; init; } = 64;
 
+    /// <summary>
+    /// <c>lm</c>: weights of an earlier pre-training with these settings (e.g. from a pre-training run's checkpoint), used
+    /// instead of pre-training again (null: pre-train now when <see cref="PretrainSteps"/> &gt; 0).
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor>? PretrainedWeights { get; init; }
+
     /// <summary>Cancels the <c>lm</c> pre-training.</summary>
     public CancellationToken CancellationToken { get; init; }
 
@@ -71,12 +77,9 @@ public static class IntrinsicDimensionTasks
                 if (!File.Exists(text))
                     throw new FileNotFoundException($"'{TextCorpus.TinyShakespeareFile}' was not found in the data folder '{folder}'. Pass the folder that holds it " +
                                                     "(IntrinsicTaskOptions.DataDirectory; --data-dir in #!intrinsic-dim) or set SCALING_INTERACTIVE_DATA.", text);
-                var config = new ProxyModelConfig { Width = options.Width, Depth = options.Depth, Heads = Math.Max(1, options.Width / 16), ContextLength = Math.Max(64, options.SequenceLength) };
-                var lmOptions = new LanguageModelTaskOptions(config, options.PretrainSteps, SequenceLength: options.SequenceLength);
-                string taskName = string.Create(CultureInfo.InvariantCulture,
-                    $"lm-w{options.Width}-d{options.Depth}-{(options.PretrainSteps > 0 ? $"pretrained{options.PretrainSteps}" : "random")}");
-                return new LanguageModelTask(taskName, options.PretrainSteps > 0 ? TextCorpus.Synthetic(400_000, 0) : null, TextCorpus.FromFile(text), lmOptions, device,
-                    options.CancellationToken);
+                var lmOptions = new LanguageModelTaskOptions(LanguageModelConfig(options), options.PretrainSteps, SequenceLength: options.SequenceLength);
+                return new LanguageModelTask(TaskName(name, options), options.PretrainSteps > 0 ? TextCorpus.Synthetic(400_000, 0) : null, TextCorpus.FromFile(text), lmOptions, device,
+                    options.CancellationToken, options.PretrainedWeights);
             }
             default:
                 throw new ArgumentException($"Task '{name}' is not known; use {string.Join(", ", Names)}.", nameof(name));
@@ -84,7 +87,35 @@ public static class IntrinsicDimensionTasks
     }
 
     /// <summary>
-    /// What data the task trains on, for a run store's identity (<see cref="IntrinsicDimensionSweep.StoreIdentity"/>):
+    /// The name a created task reports (<see cref="IIntrinsicTask.Name"/>, part of every run's key), known without loading
+    /// data: <c>mnist-mlp</c>, <c>mnist-cnn</c>, or e.g. <c>lm-w64-d2-pretrained400</c>.
+    /// </summary>
+    public static string TaskName(string name, IntrinsicTaskOptions? options = null)
+    {
+        options ??= new IntrinsicTaskOptions();
+        return Normalise(name) switch
+        {
+            "mnist-mlp" or "mnist-cnn" => Normalise(name),
+            "lm" => string.Create(CultureInfo.InvariantCulture,
+                $"lm-w{options.Width}-d{options.Depth}-{(options.PretrainSteps > 0 ? $"pretrained{options.PretrainSteps}" : "random")}"),
+            _ => throw new ArgumentException($"Task '{name}' is not known; use {string.Join(", ", Names)}.", nameof(name)),
+        };
+    }
+
+    /// <summary>The metric a created task reports (<see cref="IIntrinsicTask.MetricName"/>).</summary>
+    public static string MetricName(string name) => Normalise(name) switch
+    {
+        "mnist-mlp" or "mnist-cnn" => "validation accuracy",
+        "lm" => "validation next-token accuracy",
+        _ => throw new ArgumentException($"Task '{name}' is not known; use {string.Join(", ", Names)}.", nameof(name)),
+    };
+
+    /// <summary>The proxy transformer of the <c>lm</c> task (heads of 16 dimensions, context at least 64).</summary>
+    public static ProxyModelConfig LanguageModelConfig(IntrinsicTaskOptions options) =>
+        new() { Width = options.Width, Depth = options.Depth, Heads = Math.Max(1, options.Width / 16), ContextLength = Math.Max(64, options.SequenceLength) };
+
+    /// <summary>
+    /// What data the task trains on, for a run store's identity (<see cref="IntrinsicDimensionSweep.StoreIdentity(string, TrainingOptions, string?)"/>):
     /// runs are reused only for the same data.
     /// </summary>
     public static string DataDescription(string name, IntrinsicTaskOptions? options = null)

@@ -12,6 +12,10 @@ namespace ScalingInteractive.IntrinsicDimension;
 [JsonSerializable(typeof(SubspaceKeyFields))]
 [JsonSerializable(typeof(SubspaceRun))]
 [JsonSerializable(typeof(IntrinsicDimensionReportJson))]
+[JsonSerializable(typeof(IntrinsicTaskSpec))]
+[JsonSerializable(typeof(IntrinsicSweepSettings))]
+[JsonSerializable(typeof(IntrinsicPretrainKey))]
+[JsonSerializable(typeof(IntrinsicPretrainRecord))]
 public sealed partial class IntrinsicJson : JsonSerializerContext
 {
     /// <summary>The same metadata, written indented.</summary>

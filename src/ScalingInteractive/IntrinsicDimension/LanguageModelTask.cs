@@ -45,8 +45,12 @@ public sealed class LanguageModelTask : IIntrinsicTask
     /// <param name="options">Model shape and pretraining.</param>
     /// <param name="device">Device of everything.</param>
     /// <param name="cancellationToken">Stops pretraining.</param>
+    /// <param name="pretrainedWeights">
+    /// Weights of an earlier pre-training with the same options (e.g. read from a pre-training run's checkpoint, as an
+    /// intrinsic-dimension experiment's later stages do): used as theta0 instead of pre-training again. Copied.
+    /// </param>
     public LanguageModelTask(string name, TextCorpus? pretrainCorpus, TextCorpus fineTuneCorpus, LanguageModelTaskOptions options, Device device,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, IReadOnlyDictionary<string, Tensor>? pretrainedWeights = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(fineTuneCorpus);
@@ -67,7 +71,23 @@ public sealed class LanguageModelTask : IIntrinsicTask
         var random = new Random(20240601);
         for (int i = 0; i < options.ValidationBatches; i++)
             _validation.Add(fineTuneCorpus.SampleBatch(true, options.ValidationBatchSize, options.SequenceLength, random, device));
-        if (options.PretrainSteps > 0)
+        if (options.PretrainSteps > 0 && pretrainedWeights is not null)
+        {
+            using var shape = new ProxyTransformer(options.Model, device, 0);
+            using var _ = no_grad();
+            _pretrained = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            foreach (var (parameterName, p) in shape.named_parameters())
+            {
+                if (!pretrainedWeights.TryGetValue(parameterName, out var weight) || !weight.shape.SequenceEqual(p.shape))
+                {
+                    foreach (var t in _pretrained.Values) t.Dispose();
+                    throw new ArgumentException($"The pre-trained weights do not fit the model {options.Model}: '{parameterName}' is " +
+                                                (weight is null ? "missing" : $"[{string.Join(", ", weight.shape)}], the model's is [{string.Join(", ", p.shape)}]") + ".", nameof(pretrainedWeights));
+                }
+                _pretrained[parameterName] = weight.to(device).detach().clone();
+            }
+        }
+        else if (options.PretrainSteps > 0)
         {
             using var model = new ProxyTransformer(options.Model, device, 0);
             var check = new Random(20240602);
@@ -103,6 +123,9 @@ public sealed class LanguageModelTask : IIntrinsicTask
 
     /// <summary>Mean loss of the pre-trained model on fixed validation windows of the pre-training corpus, or null without pretraining.</summary>
     public double? PretrainValidationLoss { get; }
+
+    /// <summary>The pre-trained theta0 by parameter name (null without pre-training); owned by the task.</summary>
+    public IReadOnlyDictionary<string, Tensor>? PretrainedWeights => _pretrained;
 
     /// <summary>Pre-training steps taken (fewer than <see cref="LanguageModelTaskOptions.PretrainSteps"/> when a target loss stopped it).</summary>
     public int PretrainStepsDone { get; }

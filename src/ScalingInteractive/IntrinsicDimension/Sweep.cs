@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using ScalingInteractive.Commands;
 using ScalingInteractive.Runs;
 
 namespace ScalingInteractive.IntrinsicDimension;
@@ -56,30 +55,72 @@ public static class IntrinsicDimensionSweep
     {
         ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(options);
+        Validate(options);
+        CheckFeasible(task, options);
+        var runs = RunJobs(task, options, null, store, progress, cancellationToken);
+        return new IntrinsicDimensionReport(task.Name, task.MetricName, runs, options.Fractions, options.Resamples);
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting of <paramref name="options"/>.</summary>
+    public static void Validate(IntrinsicSweepOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Training is null) throw new ArgumentException("Training must be given (steps, learning rates, batch size).", nameof(options));
         options.Training.Validate();
-        if (options.Dimensions.Count == 0 || options.Dimensions.Any(d => d < 1))
+        if (options.Dimensions is null || options.Dimensions.Count == 0 || options.Dimensions.Any(d => d < 1))
             throw new ArgumentException("Dimensions must list at least one d, each at least 1.", nameof(options));
-        if (options.Projections.Count == 0) throw new ArgumentException("Projections must list at least one projection.", nameof(options));
+        if (options.Dimensions.Distinct().Count() != options.Dimensions.Count)
+            throw new ArgumentException($"Dimensions [{string.Join(", ", options.Dimensions)}] must be distinct.", nameof(options));
+        if (options.Projections is null || options.Projections.Count == 0) throw new ArgumentException("Projections must list at least one projection.", nameof(options));
+        if (options.Projections.Distinct().Count() != options.Projections.Count)
+            throw new ArgumentException($"Projections [{string.Join(", ", options.Projections)}] must be distinct.", nameof(options));
         var seeds = options.SeedValues;
         if (options.SeedList is null && options.Seeds < 1) throw new ArgumentException($"Seeds must be at least 1 (got {options.Seeds}).", nameof(options));
         if (seeds.Count == 0 || seeds.Any(s => s < 0) || seeds.Distinct().Count() != seeds.Count)
             throw new ArgumentException($"SeedList [{string.Join(", ", seeds)}] must list at least one seed, each distinct and non-negative.", nameof(options));
-        CheckFeasible(task, options);
         if (options.Workers is < 1) throw new ArgumentException($"Workers must be at least 1 (got {options.Workers}).", nameof(options));
-        // Every run of the sweep in its fixed order: the full baseline per seed, then each (projection, d, seed).
-        var projection = new ProjectionOptions(PerTensor: options.PerTensor, MemoryBudgetBytes: options.MemoryBudgetBytes);
-        var jobs = new List<(string Key, Func<SubspaceRun> Train)>();
-        foreach (int seed in seeds)
-            jobs.Add((SubspaceRunConfig.Full(task.Name, seed).Key, () => SubspaceTraining.TrainFull(task, seed, options.Training, cancellationToken)));
+        if (options.Resamples < 0) throw new ArgumentException($"Resamples must be 0 or more (got {options.Resamples}).", nameof(options));
+        if (options.MemoryBudgetBytes < 1) throw new ArgumentException($"MemoryBudgetBytes must be positive (got {options.MemoryBudgetBytes}).", nameof(options));
+    }
+
+    /// <summary>Every run of a sweep of task <paramref name="taskName"/> in its fixed order: the full baseline per seed, then each (projection, d, seed).</summary>
+    public static IReadOnlyList<SubspaceRunConfig> Plan(string taskName, IntrinsicSweepOptions options)
+    {
+        var configs = new List<SubspaceRunConfig>();
+        foreach (int seed in options.SeedValues) configs.Add(SubspaceRunConfig.Full(taskName, seed));
         foreach (var kind in options.Projections)
             foreach (long d in options.Dimensions)
-                foreach (int seed in seeds)
-                {
-                    var config = new SubspaceRunConfig(task.Name, kind.ToString().ToLowerInvariant(), d, options.Said, options.PerTensor, seed);
-                    jobs.Add((config.Key, () => SubspaceTraining.TrainSubspace(task, d, projection with { Kind = kind }, options.Said, seed, options.Training, cancellationToken)));
-                }
+                foreach (int seed in options.SeedValues)
+                    configs.Add(new SubspaceRunConfig(taskName, kind.ToString().ToLowerInvariant(), d, options.Said, options.PerTensor, seed));
+        return configs;
+    }
+
+    /// <summary>
+    /// Trains the planned runs (all of them, or those whose key is in <paramref name="only"/>) on
+    /// <see cref="IntrinsicSweepOptions.Workers"/> threads; each finished run is appended to the store as it ends and runs
+    /// the store holds are read back. Returns the runs in plan order. The one loop behind <see cref="Run"/> and the
+    /// intrinsic-dimension experiment's worker stage.
+    /// </summary>
+    internal static List<SubspaceRun> RunJobs(IIntrinsicTask task, IntrinsicSweepOptions options, IReadOnlySet<string>? only, RunStore? store,
+        IProgressSink? progress, CancellationToken cancellationToken)
+    {
+        var projection = new ProjectionOptions(PerTensor: options.PerTensor, MemoryBudgetBytes: options.MemoryBudgetBytes);
+        var jobs = new List<(string Key, Func<SubspaceRun> Train)>();
+        foreach (var config in Plan(task.Name, options))
+        {
+            if (only is not null && !only.Contains(config.Key)) continue;
+            int seed = config.Seed;
+            if (config.Projection == "full")
+                jobs.Add((config.Key, () => SubspaceTraining.TrainFull(task, seed, options.Training, cancellationToken)));
+            else
+            {
+                var kind = options.Projections.First(k => k.ToString().ToLowerInvariant() == config.Projection);
+                long d = config.Dimension;
+                jobs.Add((config.Key, () => SubspaceTraining.TrainSubspace(task, d, projection with { Kind = kind }, options.Said, seed, options.Training, cancellationToken)));
+            }
+        }
         var runs = new SubspaceRun?[jobs.Count];
-        int total = jobs.Count, done = 0;
+        int done = 0;
         string? best = null;
         var gate = new object();
         void Record(int index, SubspaceRun run, bool fromStore)
@@ -99,11 +140,11 @@ public static class IntrinsicDimensionSweep
             Record(i, run, fromStore);
         }, cancellationToken);
         progress?.Complete($"{runs.Length} runs");
-        return new IntrinsicDimensionReport(task.Name, task.MetricName, runs.Select(r => r!).ToList(), options.Fractions, options.Resamples);
+        return runs.Select(r => r!).ToList();
     }
 
     // Fails before any training when a requested (projection, d) cannot be built, rather than midway through the sweep.
-    private static void CheckFeasible(IIntrinsicTask task, IntrinsicSweepOptions options)
+    internal static void CheckFeasible(IIntrinsicTask task, IntrinsicSweepOptions options)
     {
         long full;
         int tensors;
@@ -136,9 +177,13 @@ public static class IntrinsicDimensionSweep
     }
 
     /// <summary>The identity of a run store for this task and training: runs are comparable only under the same settings.</summary>
-    public static JsonObject StoreIdentity(IIntrinsicTask task, TrainingOptions training, string? dataDescription = null) => new()
+    public static JsonObject StoreIdentity(IIntrinsicTask task, TrainingOptions training, string? dataDescription = null) =>
+        StoreIdentity(task.Name, training, dataDescription);
+
+    /// <summary>The identity of a run store for task <paramref name="taskName"/> and training (see <see cref="IntrinsicDimensionTasks.TaskName"/>).</summary>
+    public static JsonObject StoreIdentity(string taskName, TrainingOptions training, string? dataDescription = null) => new()
     {
-        ["task"] = task.Name,
+        ["task"] = taskName,
         ["steps"] = training.Steps,
         ["learningRate"] = training.LearningRate,
         ["fullLearningRate"] = training.FullLearningRate,

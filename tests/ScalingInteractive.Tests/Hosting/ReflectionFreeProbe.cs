@@ -96,6 +96,19 @@ internal static class ReflectionFreeProbe
                     CommandCatalog.InvokeAsync(line, host).GetAwaiter().GetResult(); // read back from the store
                     Use((IRichResult)host.Variables["report"]!);
                 });
+            if (Directory.Exists(RepoPaths.SharedData))
+                Step("intrinsic-dimension experiment spec, stages and collect", () =>
+                {
+                    var task = ScalingInteractive.IntrinsicDimension.IntrinsicTaskSpec.For("lm", new ScalingInteractive.IntrinsicDimension.IntrinsicTaskOptions
+                        { DataDirectory = RepoPaths.SharedData, Width = 16, Depth = 1, PretrainSteps = 3, SequenceLength = 16 });
+                    var sweep = new ScalingInteractive.IntrinsicDimension.IntrinsicSweepOptions([4], [ScalingInteractive.IntrinsicDimension.ProjectionKind.Fastfood], 1,
+                        new ScalingInteractive.IntrinsicDimension.TrainingOptions(Steps: 2, BatchSize: 2), Resamples: 5) { Workers = 1 };
+                    var spec = SweepSpec.For(ScalingInteractive.IntrinsicDimension.IntrinsicDimensionExperiment.Create("probe", task, sweep));
+                    var loaded = SweepSpec.Load(spec.Save(Path.Combine(work, "intrinsic-spec.json")));
+                    if (!loaded.Keys.SequenceEqual(spec.Keys)) throw new InvalidOperationException("the intrinsic spec's keys changed on the round trip");
+                    var handle = LocalSweeps.Run(loaded, Path.Combine(work, "intrinsic-sweep"));
+                    Use((IRichResult)SlurmSweeps.Collect(handle));
+                });
             Console.WriteLine("json-probe done");
             return 0;
         }
