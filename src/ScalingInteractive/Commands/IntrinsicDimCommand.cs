@@ -5,6 +5,7 @@ using ScalingInteractive.Proxies;
 using ScalingInteractive.Display;
 using ScalingInteractive.Core;
 using ScalingInteractive.IntrinsicDimension;
+using ScalingInteractive.Sweeps;
 
 namespace ScalingInteractive.Commands;
 
@@ -51,8 +52,27 @@ public sealed class IntrinsicDimCommand : MagicCommand
         SharedParameters.SequenceLength with { Description = "lm: tokens per training sequence." },
     ];
 
-    /// <inheritdoc />
-    public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
+    /// <summary>
+    /// The sweep spec of an <c>#!intrinsic-dim</c> command line (the same task, runs and keys as the command run
+    /// locally), for <c>#!sweep-submit</c>, <see cref="SlurmSweeps.Submit"/> or the worker, e.g.
+    /// <c>IntrinsicDimCommand.ToSweepSpec("#!intrinsic-dim lm --dims [100,1000] --seeds [0,1]")</c>. The <c>lm</c> task's
+    /// pre-training becomes stage 0, whose checkpoint every subspace run of stage 1 reads.
+    /// </summary>
+    public static SweepSpec ToSweepSpec(string commandLine)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(commandLine);
+        var parsed = CommandLineParser.Parse(commandLine.TrimStart().StartsWith("#!", StringComparison.Ordinal) ? commandLine : "#!intrinsic-dim " + commandLine, _ => null);
+        var command = CommandCatalog.Get(parsed.CommandName);
+        if (command is not IntrinsicDimCommand intrinsic)
+            throw new CommandException($"IntrinsicDimCommand.ToSweepSpec takes a #!intrinsic-dim command line; got {command.Name}.");
+        var arguments = CommandBinder.BindText(command, parsed.Arguments);
+        var (task, taskOptions, options) = intrinsic.Bind(arguments, CancellationToken.None);
+        return SweepSpec.For(IntrinsicDimensionExperiment.Create(arguments.Get<string>("--name") ?? "intrinsicDim", IntrinsicTaskSpec.For(task, taskOptions), options),
+            arguments.Get<string>("--device") ?? "cpu");
+    }
+
+    // The task, its options and the sweep options a command line asks for (the same for a local run and a spec).
+    private (string Task, IntrinsicTaskOptions TaskOptions, IntrinsicSweepOptions Options) Bind(CommandArguments arguments, CancellationToken token)
     {
         var kinds = ParseProjections(arguments.Get<string>("--projection"));
         if (arguments.Get<int>("--d-max") < arguments.Get<int>("--d-min") && !arguments.IsGiven("--dims"))
@@ -66,26 +86,33 @@ public sealed class IntrinsicDimCommand : MagicCommand
         if (seeds.Distinct().Count() != seeds.Length) throw new CommandException($"{Name}: --seeds {CommandBinder.FormatValue(seeds)} is not accepted: the seeds must be distinct.");
         var options = new IntrinsicSweepOptions(dims, kinds, seeds.Length, training, arguments.Get<bool>("--said"), arguments.Get<bool>("--per-tensor"),
             Resamples: arguments.Get<int>("--bootstrap"), MemoryBudgetBytes: arguments.Get<int>("--memory-mib") * 1048576L) { SeedList = seeds };
-        string task = arguments.Get<string>("--task");
-        var token = host.CancellationToken;
         var taskOptions = new IntrinsicTaskOptions
         {
             DataDirectory = arguments.Get<string>("--data-dir"),
-            Device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device")),
             Width = arguments.Get<int>("--width"),
             Depth = arguments.Get<int>("--depth"),
             PretrainSteps = arguments.Get<int>("--pretrain-steps"),
             SequenceLength = arguments.Get<int>("--seq-len"),
             CancellationToken = token,
         };
+        return (arguments.Get<string>("--task"), taskOptions, options);
+    }
+
+    /// <inheritdoc />
+    public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
+    {
+        var token = host.CancellationToken;
+        var (task, taskOptions, options) = Bind(arguments, token);
+        taskOptions = taskOptions with { Device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device")) };
+        var training = options.Training;
         var report = await Task.Run(() =>
         {
             using var probe = IntrinsicDimensionTasks.Create(task, taskOptions);
             RunStore? store = arguments.Get<string>("--store") is { } path
                 ? RunStore.Open(path, "intrinsic-dimension", IntrinsicDimensionSweep.StoreIdentity(probe, training, IntrinsicDimensionTasks.DataDescription(task, taskOptions)))
                 : null;
-            var progress = host.CreateProgress($"{Name} {probe.Name}: {string.Join(", ", kinds).ToLowerInvariant()}, {dims.Count} values of d x {seeds.Length} seed(s)",
-                seeds.Length * (1 + dims.Count * kinds.Count));
+            var progress = host.CreateProgress($"{Name} {probe.Name}: {string.Join(", ", options.Projections).ToLowerInvariant()}, {options.Dimensions.Count} values of d x {options.SeedValues.Count} seed(s)",
+                options.SeedValues.Count * (1 + options.Dimensions.Count * options.Projections.Count));
             return IntrinsicDimensionSweep.Run(probe, options, store, progress, token);
         }, token);
         host.Display(report);

@@ -93,4 +93,19 @@ public class IntrinsicDimCommandTests : IDisposable
         var error = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => CommandCatalog.InvokeAsync(Line("mnist-mlp --dims [10] --steps 5"), host));
         Assert.Equal("Cancelled.", CommandCatalog.UserErrorMessage(error));
     }
+
+    [SharedDataFact]
+    public async Task ToSweepSpec_gives_the_keys_and_identity_the_command_writes_to_its_store()
+    {
+        string store = Path.Combine(_folder, "cmd.jsonl");
+        string rest = $"mnist-mlp --dims [20,200] --projection dense,fastfood --seeds [3,4] --steps 5 --batch-size 16 --store \"{store}\"";
+        await CommandCatalog.InvokeAsync(Line(rest), new TestHost());
+        var spec = IntrinsicDimCommand.ToSweepSpec(Line(rest + " --name probe"));
+        Assert.Equal("intrinsic-dimension", spec.Kind);
+        Assert.Equal("probe", spec.Name);
+        var written = File.ReadLines(store).Skip(1).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["key"]!.GetValue<string>()).ToList();
+        Assert.Equal(written.Order(), spec.Keys.Order());
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(ReadIdentity(store), spec.Experiment.StoreIdentity()));
+        Assert.Throws<CommandException>(() => IntrinsicDimCommand.ToSweepSpec("#!proxy-sweep --widths [16]"));
+    }
 }
