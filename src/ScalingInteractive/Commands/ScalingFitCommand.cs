@@ -56,7 +56,7 @@ public sealed class ScalingFitCommand : MagicCommand
             CancellationToken = host.CancellationToken,
         };
         var gridProgress = host.CreateProgress($"#!scaling-fit {law.Name}: start grid", law.StartGridSize);
-        options = options with { Progress = new SinkProgress(gridProgress, "starts") };
+        options = options with { Progress = gridProgress };
         string? holdout = arguments.Get<string>("--holdout");
         var fit = await Task.Run(() =>
         {
@@ -72,7 +72,7 @@ public sealed class ScalingFitCommand : MagicCommand
             var bootOptions = new BootstrapOptions
             {
                 Resamples = resamples, Seed = arguments.Get<int>("--seed"), Level = arguments.Get<double>("--level"),
-                CancellationToken = host.CancellationToken, Progress = new SinkProgress(bootProgress, "resamples"),
+                CancellationToken = host.CancellationToken, Progress = bootProgress,
             };
             var withBootstrap = await Task.Run(() => ScalingFit.Bootstrap(fit, bootOptions), host.CancellationToken);
             fit = withBootstrap;
@@ -102,14 +102,4 @@ public sealed class ScalingFitCommand : MagicCommand
     }
 
     private const string DataKinds = "FitData, a DataFrame, a RunStore, a Dictionary<string, double[]>, a list of records, or a CSV file";
-
-    /// <summary>Forwards progress from worker threads to a sink (serialised).</summary>
-    private sealed class SinkProgress(IProgressSink sink, string unit) : IProgress<int>
-    {
-        private readonly object _gate = new();
-        public void Report(int value)
-        {
-            lock (_gate) sink.Report(value, $"{value} {unit} done");
-        }
-    }
 }

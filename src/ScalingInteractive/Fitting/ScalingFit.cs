@@ -1,3 +1,4 @@
+using ScalingInteractive.Core;
 using System.Diagnostics;
 
 namespace ScalingInteractive.Fitting;
@@ -23,8 +24,8 @@ public sealed record FitOptions
     /// <summary>Parallel workers (-1: all cores).</summary>
     public int MaxDegreeOfParallelism { get; init; } = -1;
 
-    /// <summary>Receives the number of starts finished (throttle in the receiver).</summary>
-    public IProgress<int>? Progress { get; init; }
+    /// <summary>Told the number of starts finished (the package's one progress interface; reports come from worker threads one at a time).</summary>
+    public IProgressSink? Progress { get; init; }
 
     /// <summary>Stops the fit early with an <see cref="OperationCanceledException"/>.</summary>
     public CancellationToken CancellationToken { get; init; }
@@ -44,8 +45,8 @@ public sealed record BootstrapOptions
     /// <summary>Confidence level of the percentile intervals (default 0.95).</summary>
     public double Level { get; init; } = 0.95;
 
-    /// <summary>Receives the number of resamples finished.</summary>
-    public IProgress<int>? Progress { get; init; }
+    /// <summary>Told the number of resamples finished (the package's one progress interface; reports come one at a time).</summary>
+    public IProgressSink? Progress { get; init; }
 
     /// <summary>Stops the bootstrap early with an <see cref="OperationCanceledException"/>.</summary>
     public CancellationToken CancellationToken { get; init; }
@@ -99,7 +100,8 @@ public static class ScalingFit
                 converged[index] = outcome.Converged && double.IsFinite(outcome.Value);
                 iterations[index] = outcome.Iterations;
                 int finished = Interlocked.Increment(ref done);
-                if (options.Progress is not null && (finished % 64 == 0 || finished == starts.Count)) options.Progress.Report(finished);
+                if (options.Progress is not null && (finished % 64 == 0 || finished == starts.Count))
+                    lock (options.Progress) options.Progress.Report(finished, $"{finished} of {starts.Count} starts");
                 return local;
             },
             _ => { });
@@ -170,7 +172,8 @@ public static class ScalingFit
                 var outcome = Minimize(local.Workspace, local.Problem, x, lower, upper, fit.Options.Settings, fit.Options.Optimizer, bounded);
                 ok[index] = outcome.Converged && double.IsFinite(outcome.Value);
                 int finished = Interlocked.Increment(ref done);
-                if (options.Progress is not null && (finished % 64 == 0 || finished == count)) options.Progress.Report(finished);
+                if (options.Progress is not null && (finished % 64 == 0 || finished == count))
+                    lock (options.Progress) options.Progress.Report(finished, $"{finished} of {count} resamples");
                 return local;
             },
             _ => { });
