@@ -203,6 +203,7 @@ public static class ExperimentKinds
     private static readonly Dictionary<string, Reader> Readers = new(StringComparer.Ordinal)
     {
         [ProxySweep.StoreKind] = (name, body, read) => ProxySweepExperiment.FromJson(name, body, read),
+        [LoraSpectra.LoraExperiment.StoreKind] = (name, body, read) => LoraSpectra.LoraExperimentSpec.FromJson(name, body, read),
     };
 
     /// <summary>The kinds, e.g. <c>proxy-sweep</c>.</summary>
