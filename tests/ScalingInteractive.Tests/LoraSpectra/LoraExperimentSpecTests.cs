@@ -247,3 +247,48 @@ public sealed class LoraExperimentSpecTests : IDisposable
         Assert.Equal(trained.Sequences.Select(q => q.Losses[^1]), resumed.Sequences.Select(q => q.Losses[^1]));
     }
 }
+
+/// <summary>The LoRA experiment through the sweep commands and, where a cluster answers, as Slurm job arrays.</summary>
+public sealed class LoraExperimentSweepTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("si-lora-sweep-").FullName;
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { } // a Slurm task still finishing its log
+    }
+
+    private static LoraExperimentOptions Small => LoraExperimentSpecTests.Tiny with { Ranks = [1], LoraLearningRates = [1e-2] };
+
+    [Fact]
+    public async Task Sweep_submit_takes_a_LoRA_experiment_variable_and_collect_gives_its_result()
+    {
+        var experiment = LoraExperimentSpecTests.TinySpec(_dir, Small);
+        var host = new ScalingInteractive.Tests.Commands.TestHost { Variables = { ["lora"] = experiment, ["folder"] = Path.Combine(_dir, "cmd") } };
+        await ScalingInteractive.Commands.CommandCatalog.InvokeAsync("#!sweep-submit --spec lora --folder folder --name loraSweep", host);
+        var handle = Assert.IsType<SweepHandle>(host.Variables["loraSweep"]);
+        Assert.Equal(experiment.Runs.Count, SlurmSweeps.OpenStore(handle).Count);
+        await ScalingInteractive.Commands.CommandCatalog.InvokeAsync("#!sweep-collect --handle loraSweep --name loraResult", host);
+        var result = Assert.IsType<LoraExperimentResult>(host.Variables["loraResult"]);
+        Assert.Equal(3, result.Runs.Count); // full, LoRA r=1, rsLoRA r=1
+        Assert.Equal(2, result.Sequences.Count);
+    }
+
+    [SkippableFact]
+    [Trait("Category", "Slurm")]
+    public async Task The_tiny_LoRA_spec_as_two_shard_job_arrays_gives_the_records_of_a_local_run()
+    {
+        ScalingInteractive.Tests.Sweeps.SweepFixtures.RequireSlurm();
+        var spec = SweepSpec.For(LoraExperimentSpecTests.TinySpec(_dir, Small), threads: 1);
+        var handle = SlurmSweeps.Submit(spec, new SlurmOptions { Shards = 2, CpusPerTask = 1, Time = "00:10:00", Worker = ScalingInteractive.Tests.Sweeps.SweepFixtures.WorkerDll },
+            Path.Combine(_dir, "slurm"));
+        var status = await SlurmSweeps.WaitAsync(handle, s => output.WriteLine(s.Summary), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(6));
+        Assert.True(status.IsComplete, status.ToText());
+        var cluster = Assert.IsType<LoraExperimentResult>(SlurmSweeps.Collect(handle));
+        var local = Assert.IsType<LoraExperimentResult>(SlurmSweeps.Collect(LocalSweeps.Run(spec, Path.Combine(_dir, "local"))));
+        string Json(LoraRunRecord r) => System.Text.Json.JsonSerializer.Serialize(r with { Seconds = 0 }, LoraJson.Default.LoraRunRecord);
+        Assert.Equal(local.Runs.Select(Json), cluster.Runs.Select(Json));
+        Assert.Equal(local.Sequences.Select(q => System.Text.Json.JsonSerializer.Serialize(q, LoraJson.Default.LoraSequenceRecord)),
+                     cluster.Sequences.Select(q => System.Text.Json.JsonSerializer.Serialize(q, LoraJson.Default.LoraSequenceRecord)));
+    }
+}
