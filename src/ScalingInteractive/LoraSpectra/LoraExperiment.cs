@@ -333,8 +333,10 @@ public static class LoraExperiment
     /// <summary>
     /// Runs (or resumes) the experiment in this process: as <see cref="LoraExperimentSpec"/> (<see cref="LoraExperimentSpec.InProcess"/>
     /// on these corpora) whose stages run in order into the store, then reads the result back
-    /// (<see cref="LoraExperimentSpec.Collect"/>). A store written by an earlier version keeps its target runs; its
-    /// pre-trained weights (<c>STORE.pretrained.safetensors</c>) are adopted rather than trained again.
+    /// (<see cref="LoraExperimentSpec.Collect"/>). A store written by an earlier version keeps its target runs and task
+    /// sequences. A store file without a pre-training run adopts the weights it finds at <c>STORE.pretrained.safetensors</c>
+    /// (where earlier versions kept them; also how a store with the same pre-training settings shares another's base,
+    /// copied from <see cref="PretrainedCheckpointPath"/>) rather than pre-training again.
     /// </summary>
     /// <param name="options">Settings.</param>
     /// <param name="corpora">Corpora A, B, C, D.</param>

@@ -264,9 +264,11 @@ public sealed class LoraExperimentSweepTests(Xunit.Abstractions.ITestOutputHelpe
     public async Task Sweep_submit_takes_a_LoRA_experiment_variable_and_collect_gives_its_result()
     {
         var experiment = LoraExperimentSpecTests.TinySpec(_dir, Small);
-        var host = new ScalingInteractive.Tests.Commands.TestHost { Variables = { ["lora"] = experiment, ["folder"] = Path.Combine(_dir, "cmd") } };
-        await ScalingInteractive.Commands.CommandCatalog.InvokeAsync("#!sweep-submit --spec lora --folder folder --name loraSweep", host);
+        var host = new ScalingInteractive.Tests.Commands.TestHost { Variables = { ["lora"] = experiment } };
+        string folder = Path.Combine(_dir, "cmd");
+        await ScalingInteractive.Commands.CommandCatalog.InvokeAsync($"#!sweep-submit --spec lora --folder {folder} --name loraSweep", host);
         var handle = Assert.IsType<SweepHandle>(host.Variables["loraSweep"]);
+        Assert.Equal(Path.GetFullPath(folder), handle.Folder);
         Assert.Equal(experiment.Runs.Count, SlurmSweeps.OpenStore(handle).Count);
         await ScalingInteractive.Commands.CommandCatalog.InvokeAsync("#!sweep-collect --handle loraSweep --name loraResult", host);
         var result = Assert.IsType<LoraExperimentResult>(host.Variables["loraResult"]);
