@@ -17,7 +17,9 @@ public sealed record LoraExperimentOptions
 
     /// <summary>
     /// Target-task runs trained at once, each on its own thread (null: on a CPU, cores / LibTorch threads, so that one
-    /// LibTorch thread per worker fills the cores; 1 on a GPU). A run's record does not depend on it (timings aside).
+    /// LibTorch thread per worker fills the cores; 1 on a GPU). A run's record does not depend on it (timings aside). A
+    /// runtime setting of <see cref="LoraExperiment.Run(LoraExperimentOptions, LoraExperimentCorpora, Device, string?, IProgressSink?, CancellationToken)"/>:
+    /// not part of a <see cref="LoraExperimentSpec"/>'s JSON or its store's identity (a worker uses <see cref="ExperimentContext.Workers"/>).
     /// </summary>
     public int? Workers { get; init; }
 
