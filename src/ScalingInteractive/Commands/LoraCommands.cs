@@ -92,7 +92,7 @@ public sealed class LoraExperimentCommand : MagicCommand
     /// <inheritdoc />
     public override ImmutableArray<CommandParameter> Parameters { get; } =
     [
-        SharedParameters.Store with { Description = "Run-store file (JSON Lines): finished runs are appended and skipped when the command runs again; the pre-trained weights are kept next to it. Omit to keep results in memory only." },
+        SharedParameters.Store with { Description = "Run-store file (JSON Lines): finished runs are appended and skipped when the command runs again; the pre-trained weights are kept beside it (STORE.checkpoints). Omit to keep results in memory only. As data for other processes or Slurm: a LoraExperimentSpec variable given to #!sweep-submit." },
         SharedParameters.DataDir with { Description = "Data folder with tinyshakespeare.txt (default: the notebook data folder, SCALING_INTERACTIVE_DATA)." },
         new("--ranks", typeof(int[]), "LoRA ranks.") { Default = new[] { 1, 4, 8, 16, 64 }, Minimum = 1, Maximum = 4096 },
         new("--no-rslora", typeof(bool), "Skip the rank-stabilised runs."),

@@ -11,7 +11,7 @@ namespace ScalingInteractive.Commands;
 /// <summary>Resolving the --spec and --handle values the sweep commands take.</summary>
 internal static class SweepCommandValues
 {
-    public const string SpecKinds = "a SweepSpec, a ProxySweepSpec or a list of ProxyRunSpec (C# variables), or a spec.json file";
+    public const string SpecKinds = "a SweepSpec, an experiment (e.g. a LoraExperimentSpec), a ProxySweepSpec or a list of ProxyRunSpec (C# variables), or a spec.json file";
 
     public static SweepSpec Spec(CommandArguments a, ICommandHost host)
     {
@@ -20,6 +20,7 @@ internal static class SweepCommandValues
         return value switch
         {
             SweepSpec s => s,
+            IExperiment experiment => SweepSpec.For(experiment), // e.g. a LoraExperimentSpec: one job array per stage on Slurm
             ProxySweepSpec p => SweepSpec.ForProxyRuns(name, p.Runs()),
             IEnumerable<ProxyRunSpec> runs => SweepSpec.ForProxyRuns(name, runs),
             string path when File.Exists(path) => SweepSpec.Load(path),

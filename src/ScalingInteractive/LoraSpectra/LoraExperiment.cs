@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using ScalingInteractive.Commands;
 using ScalingInteractive.Proxies;
 using ScalingInteractive.Runs;
 using ScalingInteractive.Training;
@@ -18,7 +17,9 @@ public sealed record LoraExperimentOptions
 
     /// <summary>
     /// Target-task runs trained at once, each on its own thread (null: on a CPU, cores / LibTorch threads, so that one
-    /// LibTorch thread per worker fills the cores; 1 on a GPU). A run's record does not depend on it (timings aside).
+    /// LibTorch thread per worker fills the cores; 1 on a GPU). A run's record does not depend on it (timings aside). A
+    /// runtime setting of <see cref="LoraExperiment.Run(LoraExperimentOptions, LoraExperimentCorpora, Device, string?, IProgressSink?, CancellationToken)"/>:
+    /// not part of a <see cref="LoraExperimentSpec"/>'s JSON or its store's identity (a worker uses <see cref="ExperimentContext.Workers"/>).
     /// </summary>
     public int? Workers { get; init; }
 
@@ -106,17 +107,48 @@ public sealed record LoraExperimentCorpora(TextCorpus Pretrain, IReadOnlyList<Te
     /// reversed character by character (same characters, different sequential structure); D = the text upper-cased
     /// (a different token distribution). All are byte-level, so one proxy model reads them all.
     /// </summary>
-    public static LoraExperimentCorpora Default(string shakespearePath, int syntheticBytes = 1_000_000)
-    {
-        string text = File.ReadAllText(shakespearePath);
-        string reversed = string.Join('\n', text.Split('\n').Select(l => new string(l.Reverse().ToArray())));
-        return new LoraExperimentCorpora(TextCorpus.Synthetic(syntheticBytes, seed: 0),
-        [
-            TextCorpus.FromText("shakespeare", text),
-            TextCorpus.FromText("shakespeare-reversed-lines", reversed),
-            TextCorpus.FromText("shakespeare-uppercase", text.ToUpperInvariant()),
-        ]);
-    }
+    public static LoraExperimentCorpora Default(string shakespearePath, int syntheticBytes = 1_000_000) =>
+        LoraExperimentSources.Default(shakespearePath, syntheticBytes).Load();
+}
+
+/// <summary>The pre-training run on A (stage 0 of <see cref="LoraExperimentSpec"/>): later stages read its checkpoint by its key.</summary>
+public sealed record LoraPretrainRecord
+{
+    /// <summary>Record kind in the store ("pretrain").</summary>
+    public string Kind { get; init; } = "pretrain";
+
+    /// <summary>Run key in the store (<see cref="LoraExperimentSpec.PretrainKey"/>).</summary>
+    public string Key { get; init; } = "";
+
+    /// <summary>Name of corpus A.</summary>
+    public string Corpus { get; init; } = "";
+
+    /// <summary>Pre-training steps.</summary>
+    public int Steps { get; init; }
+
+    /// <summary>Peak learning rate of pre-training.</summary>
+    public double LearningRate { get; init; }
+
+    /// <summary>Mean training loss over the last steps (NaN for weights adopted from an earlier version's store).</summary>
+    public double TrainLoss { get; init; }
+
+    /// <summary>Validation loss on A of the pre-trained model (every target run's loss on A before fine-tuning).</summary>
+    public double PretrainLoss { get; init; }
+
+    /// <summary>Validation loss of the pre-trained model on each task, in order.</summary>
+    public double[] TaskLosses { get; init; } = [];
+
+    /// <summary>Training broke the divergence rule, or an evaluation loss was non-finite.</summary>
+    public bool Diverged { get; init; }
+
+    /// <summary>File name of the checkpoint (in the store's checkpoint folder: <see cref="ExperimentContext.CheckpointPath"/>).</summary>
+    public string Checkpoint { get; init; } = "";
+
+    /// <summary>The weights were adopted from an earlier version's <c>STORE.pretrained.safetensors</c> rather than trained now.</summary>
+    public bool Adopted { get; init; }
+
+    /// <summary>Wall-clock seconds of the run.</summary>
+    public double Seconds { get; init; }
 }
 
 /// <summary>One fine-tuning run on the target task.</summary>
@@ -290,113 +322,291 @@ public sealed record LoraTrajectoryRecord
 /// The full-vs-LoRA experiment: pre-train a proxy transformer on A, fine-tune it on B with full fine-tuning and with
 /// LoRA of several ranks (with and without rsLoRA) under the same optimiser (AdamW), schedule (warm-up + cosine) and
 /// batches, then measure target loss, forgetting on A, intruder dimensions and the mitigation; finally train a few
-/// methods on the sequence B -> C -> D. Every run is appended to a <see cref="RunStore"/> as it ends, and the
-/// pre-trained weights are kept next to the store (safetensors), so an interrupted experiment resumes where it stopped.
+/// methods on the sequence B -> C -> D. The experiment is data (<see cref="LoraExperimentSpec"/>: pre-training, target
+/// runs and task sequences as three stages of keyed runs); every run is appended to a <see cref="RunStore"/> as it ends,
+/// and the pre-trained weights are the store's checkpoint of the pre-training run's key, so an interrupted experiment
+/// resumes where it stopped.
 /// </summary>
 public static class LoraExperiment
 {
     /// <summary>Store kind.</summary>
     public const string StoreKind = "lora-experiment";
 
-    /// <summary>Runs (or resumes) the experiment.</summary>
+    /// <summary>
+    /// Runs (or resumes) the experiment in this process: as <see cref="LoraExperimentSpec"/> (<see cref="LoraExperimentSpec.InProcess"/>
+    /// on these corpora) whose stages run in order into the store, then reads the result back
+    /// (<see cref="LoraExperimentSpec.Collect"/>). A store written by an earlier version keeps its target runs and task
+    /// sequences. A store file without a pre-training run adopts the weights it finds at <c>STORE.pretrained.safetensors</c>
+    /// (where earlier versions kept them; also how a store with the same pre-training settings shares another's base,
+    /// copied from <see cref="PretrainedCheckpointPath"/>) rather than pre-training again.
+    /// </summary>
     /// <param name="options">Settings.</param>
     /// <param name="corpora">Corpora A, B, C, D.</param>
     /// <param name="device">Device for every tensor.</param>
-    /// <param name="storePath">Run store file (null: in memory only).</param>
+    /// <param name="storePath">Run store file (its checkpoints live in <c>STORE.checkpoints</c>); null: a temporary store, deleted at the end.</param>
     /// <param name="progress">Told (runs done, status) as runs start and end (the package's one progress interface); the total is <see cref="RunCount"/>.</param>
     /// <param name="cancellationToken">Checked every step.</param>
     public static LoraExperimentResult Run(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device, string? storePath = null,
         IProgressSink? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(corpora);
         options.Validate();
         if (corpora.Tasks.Count == 0) throw new ArgumentException("At least one fine-tuning task (B) is needed.", nameof(corpora));
-        var store = storePath is null ? null : RunStore.Open(storePath, StoreKind, Identity(options, corpora));
-        var records = new Dictionary<string, LoraRunRecord>(StringComparer.Ordinal); // this grid's runs, from the store or trained now
+        return Run(LoraExperimentSpec.InProcess(options, corpora), device, storePath, progress, options.Workers, cancellationToken);
+    }
 
-        var methods = new List<(int Rank, bool Rs)> { (0, false) };
-        foreach (int r in options.Ranks)
-        {
-            methods.Add((r, false));
-            if (options.IncludeRsLora) methods.Add((r, true));
-        }
-        int done = 0;
-        void Report(string status) => progress?.Report(done, status);
-
-        // Fixed evaluation batches: every loss of every run is measured on the same tokens.
-        var evaluation = EvaluationBatches(options, corpora, device);
-
-        Report("pre-training on " + corpora.Pretrain.Name);
-        var pretrained = Pretrain(options, corpora.Pretrain, device, storePath, cancellationToken);
-        done++;
+    /// <summary>
+    /// Runs (or resumes) <paramref name="experiment"/> in this process: every stage in order into a single-file store
+    /// (<see cref="Experiments.RunShard"/>), then its result read back from the store. The same experiment runs as a spec
+    /// (Sweeps: <c>SweepSpec.For(experiment)</c>, locally or as Slurm job arrays) with the same records.
+    /// </summary>
+    /// <param name="experiment">The experiment.</param>
+    /// <param name="device">Device for every tensor.</param>
+    /// <param name="storePath">Run store file (its checkpoints live in <c>STORE.checkpoints</c>); null: a temporary store, deleted at the end.</param>
+    /// <param name="progress">Told (runs done, status); the total is the experiment's run count.</param>
+    /// <param name="workers">Target runs trained at once on threads (null: <see cref="Runs.Workers.DefaultFor"/>); records do not depend on it.</param>
+    /// <param name="cancellationToken">Checked every step.</param>
+    public static LoraExperimentResult Run(LoraExperimentSpec experiment, Device device, string? storePath = null, IProgressSink? progress = null,
+        int? workers = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(experiment);
+        ArgumentNullException.ThrowIfNull(device);
+        if (workers is < 1) throw new ArgumentException($"Workers must be at least 1; got {workers}.", nameof(workers));
+        experiment.Validate();
+        string? temporary = null;
         try
         {
-            double lossABefore;
-            using (var model = NewModel(options, device, pretrained)) lossABefore = Evaluate(model, evaluation[0]);
-
-            // Target task: every method at every learning rate of its grid, run by `workers` threads at once; each run is
-            // appended to the store as it ends and the records keep the grid's order.
-            var jobs = methods.SelectMany(m => (m.Rank == 0 ? options.FullLearningRates : options.LoraLearningRates).Select(lr => (m.Rank, m.Rs, Lr: lr))).ToList();
-            var trained = new LoraRunRecord[jobs.Count];
-            var gate = new object();
-            Workers.Run(jobs.Count, options.Workers ?? Workers.DefaultFor(device), (i, token) =>
+            RunStore store;
+            if (storePath is null)
             {
-                var (rank, rs, lr) = jobs[i];
-                string method = MethodName(rank, rs);
-                string key = RunKeys.Of(new LoraTargetKey("target", rank, rs, lr), LoraJson.Default.LoraTargetKey);
-                trained[i] = store.GetOrRun(key, () =>
-                {
-                    lock (gate) Report($"{method}, lr {lr:G3}");
-                    return FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, lossABefore, token) with { Key = key, Method = method };
-                }, LoraJson.Default.LoraRunRecord, out _);
-                lock (gate)
-                {
-                    done++;
-                    Report($"{method}, lr {lr:G3} done");
-                }
-            }, cancellationToken);
-            foreach (var record in trained) records[record.Key] = record;
-            var result = new LoraExperimentResult(options, corpora.Pretrain.Name, corpora.Tasks.Select(t => t.Name).ToArray(), lossABefore,
-                records.Values.ToList(), []);
-
-            // Task sequence B -> C -> D for full fine-tuning and a few ranks, at the learning rates selected above.
-            var sequenceRecords = new List<LoraSequenceRecord>();
-            if (options.SequentialSteps > 0 && corpora.Tasks.Count > 1)
-            {
-                foreach (int rank in new[] { 0 }.Concat(options.SequentialRanks))
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var chosen = result.Selected.FirstOrDefault(r => r.Rank == rank && !r.RsLora);
-                    double lr = chosen?.LearningRate ?? (rank == 0 ? options.FullLearningRates[0] : options.LoraLearningRates[0]);
-                    string key = RunKeys.Of(new LoraSequenceKey("sequence", rank, lr), LoraJson.Default.LoraSequenceKey);
-                    var seq = store.GetOrRun(key, () =>
-                    {
-                        Report($"sequence, {MethodName(rank, false)}");
-                        return Sequence(options, corpora, evaluation, device, pretrained, rank, lr, cancellationToken) with { Key = key, Method = MethodName(rank, false) };
-                    }, LoraJson.Default.LoraSequenceRecord, out _);
-                    sequenceRecords.Add(seq);
-                    done++;
-                }
+                temporary = Directory.CreateTempSubdirectory("si-lora-").FullName;
+                store = RunStore.OpenFolder(temporary, StoreKind, experiment.StoreIdentity(), "shard-0000.jsonl");
             }
-            Report("done");
-            return result with { Sequences = sequenceRecords };
+            else store = RunStore.Open(storePath, StoreKind, experiment.StoreIdentity());
+            experiment.RunShard(new ExperimentContext(store, device, workers, progress, cancellationToken));
+            progress?.Report(experiment.Runs.Count, "done");
+            return Collect(experiment, store);
         }
         finally
         {
-            foreach (var t in pretrained.Values) t.Dispose();
-            foreach (var batches in evaluation)
-                foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
+            if (temporary is not null)
+                try { Directory.Delete(temporary, recursive: true); }
+                catch (IOException) { } // a temporary folder left behind costs nothing
         }
     }
 
     /// <summary>
+    /// The pre-trained weights of the experiment whose single-file store is <paramref name="storePath"/> (written by
+    /// <see cref="Run(LoraExperimentOptions, LoraExperimentCorpora, Device, string?, IProgressSink?, CancellationToken)"/>
+    /// as run <see cref="LoraExperimentSpec.PretrainKey"/>): <c>STORE.checkpoints/KEY.safetensors</c>.
+    /// </summary>
+    public static string PretrainedCheckpointPath(string storePath) => ExperimentContext.CheckpointPathIn(storePath, folderStore: false, LoraExperimentSpec.PretrainKey);
+
+    // Runs of the experiment already in the store (the progress count a stage starts from).
+    private static int DoneIn(LoraExperimentSpec experiment, RunStore store) => experiment.Runs.Count(r => store.Contains(r.Key));
+
+    /// <summary>
+    /// Stage 0: pre-trains on A (unless the store holds the run), writes the weights to the checkpoint of
+    /// <see cref="LoraExperimentSpec.PretrainKey"/> (aside, then renamed into place) and appends the
+    /// <see cref="LoraPretrainRecord"/> after it.
+    /// </summary>
+    internal static void RunPretrainStage(LoraExperimentSpec experiment, ExperimentContext context)
+    {
+        var store = context.Store;
+        string key = LoraExperimentSpec.PretrainKey;
+        int done = DoneIn(experiment, store);
+        if (store.Contains(key))
+        {
+            context.Progress?.Report(done, "pre-training: already in the store");
+            return;
+        }
+        var options = experiment.Options;
+        var corpora = experiment.LoadCorpora();
+        var device = context.Device;
+        context.Progress?.Report(done, "pre-training on " + corpora.Pretrain.Name);
+        var clock = Stopwatch.StartNew();
+        // Earlier versions kept a single-file store's pre-trained weights at FILE.pretrained.safetensors: adopted, not trained again.
+        var adopted = store.IsFolder ? null : ReadLegacyPretrained(store.Path + ".pretrained.safetensors", options, device);
+        TrainingOutcome? outcome = null;
+        var weights = adopted ?? PretrainWeights(options, corpora.Pretrain, device, context.CancellationToken, out outcome);
+        var evaluation = EvaluationBatches(options, corpora, device);
+        try
+        {
+            double[] losses;
+            using (var model = NewModel(options, device, weights)) losses = evaluation.Select(e => Evaluate(model, e)).ToArray();
+            string checkpoint = context.CheckpointPath(key);
+            Directory.CreateDirectory(Path.GetDirectoryName(checkpoint)!);
+            string partial = $"{checkpoint}.{Environment.ProcessId}.partial";
+            SafetensorsWriter.Write(partial, weights, new Dictionary<string, string> { ["steps"] = options.PretrainSteps.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            File.Move(partial, checkpoint, overwrite: true);
+            store.Append(new LoraPretrainRecord
+            {
+                Key = key, Corpus = corpora.Pretrain.Name, Steps = options.PretrainSteps, LearningRate = options.PretrainLearningRate,
+                TrainLoss = outcome?.TailLoss ?? double.NaN, Diverged = (outcome?.Diverged ?? false) || losses.Any(l => !double.IsFinite(l)),
+                PretrainLoss = losses[0], TaskLosses = losses[1..], Checkpoint = Path.GetFileName(checkpoint), Adopted = adopted is not null,
+                Seconds = clock.Elapsed.TotalSeconds,
+            }, LoraJson.Default.LoraPretrainRecord);
+            context.Progress?.Report(done + 1, "pre-training done");
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+            Dispose(evaluation);
+        }
+    }
+
+    /// <summary>Stage 1: the target runs among <paramref name="keys"/> that the store lacks, on the context's worker threads.</summary>
+    internal static void RunTargetStage(LoraExperimentSpec experiment, IReadOnlySet<string> keys, ExperimentContext context)
+    {
+        var store = context.Store;
+        var jobs = experiment.TargetJobs().Where(j => keys.Contains(j.Key)).ToList();
+        var todo = jobs.Where(j => !store.Contains(j.Key)).ToList();
+        int done = DoneIn(experiment, store);
+        var progress = context.Progress;
+        if (jobs.Count > todo.Count) progress?.Report(done, $"{jobs.Count - todo.Count} of {jobs.Count} target runs already in the store");
+        if (todo.Count == 0) return;
+        var options = experiment.Options;
+        var corpora = experiment.LoadCorpora();
+        var device = context.Device;
+        var (pretrainRecord, pretrained) = LoadPretrained(context);
+        var evaluation = EvaluationBatches(options, corpora, device);
+        try
+        {
+            // Each run is appended to the store as it ends; Collect reads them back in the grid's order.
+            var gate = new object();
+            Workers.Run(todo.Count, context.WorkerCount, (i, token) =>
+            {
+                var (rank, rs, lr, key) = todo[i];
+                string method = MethodName(rank, rs);
+                lock (gate) progress?.Report(done, $"{method}, lr {lr:G3}");
+                var record = FineTuneOnce(options, corpora, evaluation, device, pretrained, rank, rs, lr, pretrainRecord.PretrainLoss, token) with { Key = key, Method = method };
+                store.Append(record, LoraJson.Default.LoraRunRecord);
+                lock (gate)
+                {
+                    done++;
+                    progress?.Report(done, $"{method}, lr {lr:G3} done");
+                }
+            }, context.CancellationToken);
+        }
+        finally
+        {
+            foreach (var t in pretrained.Values) t.Dispose();
+            Dispose(evaluation);
+        }
+    }
+
+    /// <summary>
+    /// Stage 2: the task sequences among <paramref name="keys"/> that the store lacks, each at the learning rate selected
+    /// from stage 1's records (full fine-tuning's best; LoRA's closest to it in target loss). A sequence an earlier version
+    /// recorded under its old key (with the rate) is adopted under the new key, not trained again.
+    /// </summary>
+    internal static void RunSequenceStage(LoraExperimentSpec experiment, IReadOnlySet<string> keys, ExperimentContext context)
+    {
+        var store = context.Store;
+        var jobs = experiment.SequenceJobs().Where(j => keys.Contains(j.Key)).ToList();
+        var todo = jobs.Where(j => !store.Contains(j.Key)).ToList();
+        int done = DoneIn(experiment, store);
+        var progress = context.Progress;
+        if (jobs.Count > todo.Count) progress?.Report(done, $"{jobs.Count - todo.Count} of {jobs.Count} task sequences already in the store");
+        if (todo.Count == 0) return;
+        var options = experiment.Options;
+        var targets = experiment.TargetJobs();
+        var missing = targets.Where(j => !store.Contains(j.Key)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"Run store '{store.Path}' lacks {missing.Count} of the {targets.Count} target runs of stage 1 (e.g. {MethodName(missing[0].Rank, missing[0].Rs)} at lr {missing[0].Lr:G3}, " +
+                                           $"key {missing[0].Key}); the task sequences of stage 2 take their learning rates from all of them, so run stage 1 first.");
+        var selected = new LoraExperimentResult(options, "", [], double.NaN, ReadTargets(experiment, store), []).Selected;
+        var corpora = experiment.LoadCorpora();
+        var device = context.Device;
+        var (_, pretrained) = LoadPretrained(context);
+        var evaluation = EvaluationBatches(options, corpora, device);
+        try
+        {
+            foreach (var (rank, key) in todo)
+            {
+                context.CancellationToken.ThrowIfCancellationRequested();
+                var chosen = selected.FirstOrDefault(r => r.Rank == rank && !r.RsLora);
+                double lr = chosen?.LearningRate ?? (rank == 0 ? options.FullLearningRates[0] : options.LoraLearningRates[0]);
+                string method = MethodName(rank, false);
+                progress?.Report(done, $"sequence, {method}, lr {lr:G3}");
+                string earlierKey = RunKeys.Of(new LoraSequenceKey("sequence", rank, lr), LoraJson.Default.LoraSequenceKey);
+                var record = store.Find(earlierKey)?.Deserialize(LoraJson.Default.LoraSequenceRecord) is { } earlier
+                    ? earlier with { Key = key }
+                    : Sequence(options, corpora, evaluation, device, pretrained, rank, lr, context.CancellationToken) with { Key = key, Method = method };
+                store.Append(record, LoraJson.Default.LoraSequenceRecord);
+                progress?.Report(++done, $"sequence, {method} done");
+            }
+        }
+        finally
+        {
+            foreach (var t in pretrained.Values) t.Dispose();
+            Dispose(evaluation);
+        }
+    }
+
+    /// <summary>The experiment's result read from <paramref name="store"/>: the pre-training record, the target runs there (in the grid's order), the task sequences there.</summary>
+    internal static LoraExperimentResult Collect(LoraExperimentSpec experiment, RunStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        var pretrain = store.Find(LoraExperimentSpec.PretrainKey)?.Deserialize(LoraJson.Default.LoraPretrainRecord)
+            ?? throw new InvalidDataException($"Run store '{store.Path}' has no pre-training run (key {LoraExperimentSpec.PretrainKey}): run the experiment (its stage 0) first.");
+        var corpora = experiment.LoadCorpora();
+        var sequences = experiment.SequenceJobs().Select(j => store.Find(j.Key)).OfType<JsonObject>()
+            .Select(n => n.Deserialize(LoraJson.Default.LoraSequenceRecord)!).ToList();
+        return new LoraExperimentResult(experiment.Options, corpora.Pretrain.Name, corpora.Tasks.Select(t => t.Name).ToArray(), pretrain.PretrainLoss,
+            ReadTargets(experiment, store), sequences);
+    }
+
+    private static List<LoraRunRecord> ReadTargets(LoraExperimentSpec experiment, RunStore store) =>
+        experiment.TargetJobs().Select(j => store.Find(j.Key)).OfType<JsonObject>().Select(n => n.Deserialize(LoraJson.Default.LoraRunRecord)!).ToList();
+
+    /// <summary>The pre-training record and weights of the context's store (stage 0's run): a clear error when either is missing.</summary>
+    private static (LoraPretrainRecord Record, Dictionary<string, Tensor> Weights) LoadPretrained(ExperimentContext context)
+    {
+        string key = LoraExperimentSpec.PretrainKey;
+        var record = context.Store.Find(key)?.Deserialize(LoraJson.Default.LoraPretrainRecord)
+            ?? throw new InvalidDataException($"Run store '{context.Store.Path}' has no pre-training run (key {key}, stage 0); the fine-tuning stages start from its checkpoint, so run stage 0 first.");
+        string path = context.CheckpointPath(key);
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"The pre-training checkpoint '{path}' (run {key}) is missing: the store records the run, and the later stages read its weights from that file. " +
+                                            "Restore the file, or delete the run's record from the store to pre-train again.", path);
+        using var file = SafetensorsFile.Open(path);
+        return (record, file.ToTensors(context.Device));
+    }
+
+    private static Dictionary<string, Tensor>? ReadLegacyPretrained(string path, LoraExperimentOptions options, Device device)
+    {
+        if (!File.Exists(path)) return null;
+        using var file = SafetensorsFile.Open(path);
+        return file.Metadata.TryGetValue("steps", out var steps) && steps == options.PretrainSteps.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            ? file.ToTensors(device) : null;
+    }
+
+    /// <summary>The pre-trained weights for the matched-loss controls: stage 0's checkpoint in <paramref name="store"/> (pre-training first if it lacks it), or trained now without a store.</summary>
+    private static Dictionary<string, Tensor> PretrainedFor(LoraExperimentOptions options, LoraExperimentCorpora corpora, Device device, RunStore? store, CancellationToken ct)
+    {
+        if (store is null) return PretrainWeights(options, corpora.Pretrain, device, ct, out _);
+        var context = new ExperimentContext(store, device, CancellationToken: ct);
+        LoraExperimentSpec.InProcess(options, corpora).RunShard(context, stage: 0);
+        return LoadPretrained(context).Weights;
+    }
+
+    private static void Dispose(List<List<(Tensor, Tensor)>> evaluation)
+    {
+        foreach (var batches in evaluation)
+            foreach (var (x, y) in batches) { x.Dispose(); y.Dispose(); }
+    }
+
+    /// <summary>
     /// Matched-loss control: fine-tunes one method on the target B from the experiment's pre-trained base, with the
-    /// same initialisation, batches, optimiser and schedule as its run in <see cref="Run"/> (the same seeds: without
+    /// same initialisation, batches, optimiser and schedule as its run in <see cref="Run(LoraExperimentOptions, LoraExperimentCorpora, Device, string?, IProgressSink?, CancellationToken)"/> (the same seeds: without
     /// levels it trains exactly that run), evaluates the target validation loss every <paramref name="evaluateEvery"/>
     /// steps and at the last step, and measures the model (loss on A, intruders) the first time the target loss is at
     /// or below each level. Training stops once every level is reached (<see cref="TrainerHooks.StopAfter"/>), so a
     /// snapshot is the method early-stopped at that target loss; a level never reached has no snapshot. The record is
-    /// kept in the experiment's store (the same settings: it reuses the pre-trained base saved next to it, or pre-trains
-    /// one) under a key of method, rate, levels and interval, so a re-run reads it back.
+    /// kept in the experiment's store (the same settings: it reads the pre-trained base from the checkpoint of the store's
+    /// pre-training run, pre-training first when the store lacks it) under a key of method, rate, levels and interval, so a re-run reads it back.
     /// </summary>
     /// <param name="options">The experiment's settings.</param>
     /// <param name="corpora">Its corpora.</param>
@@ -427,7 +637,7 @@ public static class LoraExperiment
         return store.GetOrRun(key, () =>
         {
             var evaluation = EvaluationBatches(options, corpora, device);
-            var pretrained = Pretrain(options, corpora.Pretrain, device, storePath, cancellationToken);
+            var pretrained = PretrainedFor(options, corpora, device, store, cancellationToken);
             try
             {
                 return Trajectory(options, corpora, evaluation, device, pretrained, rank, rsLora, learningRate, asked, evaluateEvery, cancellationToken)
@@ -444,7 +654,7 @@ public static class LoraExperiment
 
     /// <summary>
     /// Matched-loss control for the task sequence: trains one method on B -> C -> D from the experiment's pre-trained
-    /// base, as <see cref="Run"/>'s sequences do (same seeds, optimiser, schedule of
+    /// base, as <see cref="Run(LoraExperimentOptions, LoraExperimentCorpora, Device, string?, IProgressSink?, CancellationToken)"/>'s sequences do (same seeds, optimiser, schedule of
     /// <see cref="LoraExperimentOptions.SequentialSteps"/> per task), but stops each task at the first evaluation
     /// (every <paramref name="evaluateEvery"/> steps) whose validation loss on that task is at or below its level, e.g.
     /// the loss another method reached on it. Losses on every task and intruders are measured after each task; a
@@ -479,7 +689,7 @@ public static class LoraExperiment
         return store.GetOrRun(key, () =>
         {
             var evaluation = EvaluationBatches(options, corpora, device);
-            var pretrained = Pretrain(options, corpora.Pretrain, device, storePath, cancellationToken);
+            var pretrained = PretrainedFor(options, corpora, device, store, cancellationToken);
             try
             {
                 return Sequence(options, corpora, evaluation, device, pretrained, rank, learningRate, cancellationToken, asked, evaluateEvery)
@@ -494,7 +704,7 @@ public static class LoraExperiment
         }, LoraJson.Default.LoraSequenceRecord, out _);
     }
 
-    /// <summary>Units of progress of <see cref="Run"/>: pre-training, every fine-tuning run, every task sequence.</summary>
+    /// <summary>Units of progress of <see cref="Run(LoraExperimentOptions, LoraExperimentCorpora, Device, string?, IProgressSink?, CancellationToken)"/>: pre-training, every fine-tuning run, every task sequence.</summary>
     public static int RunCount(LoraExperimentOptions options, LoraExperimentCorpora corpora)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -508,7 +718,7 @@ public static class LoraExperiment
     public static string MethodName(int rank, bool rsLora) => rank == 0 ? "full" : $"{(rsLora ? "rsLoRA" : "LoRA")} r={rank}";
 
     /// <summary>What a store of this experiment must agree on (every setting that changes a run's numbers but not its key).</summary>
-    private static JsonObject Identity(LoraExperimentOptions options, LoraExperimentCorpora corpora) =>
+    internal static JsonObject Identity(LoraExperimentOptions options, LoraExperimentCorpora corpora) =>
         JsonSerializer.SerializeToNode(new LoraStoreIdentity(options.Model, options.PretrainSteps, options.PretrainLearningRate, options.FineTuneSteps,
             options.SequentialSteps, options.BatchSize, options.SequenceLength, options.Alpha, options.TargetPatterns, options.MitigationLambda,
             options.EvaluationBatches, options.Seed,
@@ -524,26 +734,13 @@ public static class LoraExperiment
             .Select(_ => c.SampleBatch(true, options.BatchSize, options.SequenceLength, evalRandom, device)).ToList()).ToList();
     }
 
-    private static Dictionary<string, Tensor> Pretrain(LoraExperimentOptions options, TextCorpus corpus, Device device, string? storePath, CancellationToken ct)
+    /// <summary>Pre-trains the base on A (no checkpoint: <see cref="RunPretrainStage"/> keeps it).</summary>
+    private static Dictionary<string, Tensor> PretrainWeights(LoraExperimentOptions options, TextCorpus corpus, Device device, CancellationToken ct, out TrainingOutcome? outcome)
     {
-        string? checkpoint = storePath is null ? null : storePath + ".pretrained.safetensors";
-        if (checkpoint is not null && File.Exists(checkpoint))
-        {
-            using var file = SafetensorsFile.Open(checkpoint);
-            if (file.Metadata.TryGetValue("steps", out var steps) && steps == options.PretrainSteps.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                return file.ToTensors(device);
-        }
         using var model = new ProxyTransformer(options.Model, device, options.Seed);
         var random = new Random(unchecked((int)options.Seed) ^ 0x9e7);
-        Train(model, new FullParametrisation(model), options.PretrainSteps, options.PretrainLearningRate, corpus, options, random, device, ct);
-        var weights = SpectrumAnalysis.Snapshot(model);
-        if (checkpoint is not null)
-        {
-            string partial = checkpoint + ".partial";
-            SafetensorsWriter.Write(partial, weights, new Dictionary<string, string> { ["steps"] = options.PretrainSteps.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-            File.Move(partial, checkpoint, overwrite: true);
-        }
-        return weights;
+        outcome = TrainUntil(model, new FullParametrisation(model), options.PretrainSteps, options.PretrainLearningRate, corpus, options, random, device, null, ct);
+        return SpectrumAnalysis.Snapshot(model);
     }
 
     private static ProxyTransformer NewModel(LoraExperimentOptions options, Device device, IReadOnlyDictionary<string, Tensor> weights)

@@ -5,7 +5,7 @@ using ScalingInteractive.Display;
 
 namespace ScalingInteractive.LoraSpectra;
 
-/// <summary>Results of <see cref="LoraExperiment.Run"/>: every run, the learning rate selected per method, and the task sequences.</summary>
+/// <summary>Results of <see cref="LoraExperiment.Run(LoraExperimentOptions, LoraExperimentCorpora, TorchSharp.torch.Device, string?, IProgressSink?, CancellationToken)"/>: every run, the learning rate selected per method, and the task sequences.</summary>
 /// <param name="Options">Settings.</param>
 /// <param name="PretrainCorpus">Name of corpus A.</param>
 /// <param name="Tasks">Names of the fine-tuning tasks (B first).</param>

@@ -20,6 +20,11 @@ namespace ScalingInteractive.LoraSpectra;
 [JsonSerializable(typeof(LoraSequenceKey))]
 [JsonSerializable(typeof(LoraTrajectoryKey))]
 [JsonSerializable(typeof(LoraSequenceToLossesKey))]
+[JsonSerializable(typeof(LoraPretrainKey))]
+[JsonSerializable(typeof(LoraSelectedSequenceKey))]
+[JsonSerializable(typeof(LoraPretrainRecord))]
+[JsonSerializable(typeof(LoraExperimentOptions))]
+[JsonSerializable(typeof(LoraExperimentSources))]
 public sealed partial class LoraJson : JsonSerializerContext;
 
 /// <summary>What a LoRA experiment's store must agree on: every setting that changes a run's numbers but not its key.</summary>
@@ -77,3 +82,16 @@ public sealed record LoraTrajectoryKey(string Kind, int Rank, bool Rs, double Lr
 /// <param name="Levels">One loss level per task.</param>
 /// <param name="EvaluateEvery">Steps between evaluations.</param>
 public sealed record LoraSequenceToLossesKey(string Kind, int Rank, double Lr, double[] Levels, int EvaluateEvery);
+
+/// <summary>Key of the pre-training run (stage 0 of <see cref="LoraExperimentSpec"/>; the store's identity holds its settings).</summary>
+/// <param name="Kind"><c>pretrain</c>.</param>
+public sealed record LoraPretrainKey(string Kind);
+
+/// <summary>
+/// Key of a task-sequence run of <see cref="LoraExperimentSpec"/> (stage 2): its learning rate is selected from stage 1's
+/// records when it runs, so the key says <c>"selected"</c> and the record holds the rate.
+/// </summary>
+/// <param name="Kind"><c>sequence</c>.</param>
+/// <param name="Rank">LoRA rank (0: full).</param>
+/// <param name="Lr"><c>selected</c>.</param>
+public sealed record LoraSelectedSequenceKey(string Kind, int Rank, string Lr);

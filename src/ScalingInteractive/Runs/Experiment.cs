@@ -14,21 +14,34 @@ namespace ScalingInteractive.Runs;
 public sealed record PlannedRun(string Key, int Stage, JsonObject Config);
 
 /// <summary>Where and how a worker runs runs of an experiment.</summary>
-/// <param name="Store">The run store (a folder store: one shard file per worker); every finished run is appended to it.</param>
+/// <param name="Store">The run store (a folder store with one shard file per worker, or a single file); every finished run is appended to it.</param>
 /// <param name="Device">Device of every tensor.</param>
 /// <param name="Workers">Runs trained at once on threads (null: the device's default, <see cref="Runs.Workers.DefaultFor"/>).</param>
 /// <param name="Progress">Told runs done and a status.</param>
 /// <param name="CancellationToken">Checked between steps.</param>
 public sealed record ExperimentContext(RunStore Store, Device Device, int? Workers = null, IProgressSink? Progress = null, CancellationToken CancellationToken = default)
 {
-    /// <summary>The folder of the store (checkpoints live in its <c>checkpoints</c> subfolder).</summary>
+    /// <summary>The store's path: its folder for a folder store, its file for a single-file store.</summary>
     public string Folder => Store.Path;
 
     /// <summary>
-    /// Where run <paramref name="key"/> keeps its checkpoint, which later runs read by key:
-    /// <c>STORE/checkpoints/KEY.safetensors</c>, written aside and renamed into place before the run's record is appended.
+    /// Where run <paramref name="key"/> keeps its checkpoint, which later runs read by key: <c>STORE/checkpoints/KEY.safetensors</c>
+    /// for a folder store, <c>FILE.checkpoints/KEY.safetensors</c> beside a single-file store (see
+    /// <see cref="CheckpointPathIn"/>); written aside and renamed into place before the run's record is appended.
     /// </summary>
-    public string CheckpointPath(string key) => System.IO.Path.Combine(Folder, "checkpoints", key + ".safetensors");
+    public string CheckpointPath(string key) => CheckpointPathIn(Store.Path, Store.IsFolder, key);
+
+    /// <summary>
+    /// The checkpoint path of run <paramref name="key"/> in the store at <paramref name="storePath"/> (a folder store when
+    /// <paramref name="folderStore"/>, else a single file, whose checkpoints live in the folder <c>FILE.checkpoints</c> beside it).
+    /// </summary>
+    public static string CheckpointPathIn(string storePath, bool folderStore, string key)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(storePath);
+        ArgumentException.ThrowIfNullOrWhiteSpace(key);
+        string full = System.IO.Path.GetFullPath(storePath);
+        return folderStore ? System.IO.Path.Combine(full, "checkpoints", key + ".safetensors") : System.IO.Path.Combine(full + ".checkpoints", key + ".safetensors");
+    }
 
     /// <summary>The worker count in effect.</summary>
     public int WorkerCount => Workers ?? Runs.Workers.DefaultFor(Device);

@@ -46,6 +46,9 @@ public sealed class RunStore
     /// folder store opened with a shard name, null for a read-only folder view.</summary>
     public string? WritePath => _writePath;
 
+    /// <summary>True for a folder of shard files (<see cref="OpenFolder"/>), false for a single-file store (<see cref="Open"/>).</summary>
+    public bool IsFolder { get; private init; }
+
     /// <summary>The files the store was read from (one for a single-file store; every shard file for a folder store).</summary>
     public IReadOnlyList<string> Files { get; private set; } = [];
 
@@ -111,7 +114,7 @@ public sealed class RunStore
         string full = System.IO.Path.GetFullPath(folder);
         if (File.Exists(full)) throw new InvalidDataException($"Run store folder '{full}' is a file; a sharded store is a folder of shard-NNNN.jsonl files.");
         Directory.CreateDirectory(full);
-        var store = new RunStore(full, kind, identityNode) { _writePath = null };
+        var store = new RunStore(full, kind, identityNode) { _writePath = null, IsFolder = true };
         if (writeShard is not null)
         {
             if (writeShard.Contains('/') || writeShard.Contains('\\') || !writeShard.StartsWith("shard-", StringComparison.Ordinal) || !writeShard.EndsWith(".jsonl", StringComparison.Ordinal))

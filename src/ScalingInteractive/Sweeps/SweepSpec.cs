@@ -204,6 +204,7 @@ public static class ExperimentKinds
     {
         [ProxySweep.StoreKind] = (name, body, read) => ProxySweepExperiment.FromJson(name, body, read),
         [IntrinsicDimension.IntrinsicDimensionExperiment.StoreKind] = (name, body, read) => IntrinsicDimension.IntrinsicDimensionExperiment.FromJson(name, body, read),
+        [LoraSpectra.LoraExperiment.StoreKind] = (name, body, read) => LoraSpectra.LoraExperimentSpec.FromJson(name, body, read),
     };
 
     /// <summary>The kinds, e.g. <c>proxy-sweep</c>.</summary>

@@ -52,7 +52,7 @@ public sealed class LoraExperimentTests : IDisposable
         Assert.Equal(2, result.Sequences.Count);
         Assert.All(result.Sequences, s => Assert.Equal(4, s.Losses.Length));
         Assert.Equal(["A", "B", "C", "D"], result.Sequences[0].Tasks);
-        Assert.True(File.Exists(store + ".pretrained.safetensors"));
+        Assert.True(File.Exists(LoraExperiment.PretrainedCheckpointPath(store)));
         Assert.True(reports > 0);
         Assert.Contains("intruders", result.ToText());
         Assert.Contains("si-chart", result.ToHtml());
@@ -61,7 +61,7 @@ public sealed class LoraExperimentTests : IDisposable
         var again = LoraExperiment.Run(Tiny, TinyCorpora(), CPU, store);
         Assert.Equal(result.Selected.Select(r => r.TargetLoss), again.Selected.Select(r => r.TargetLoss));
         Assert.Equal(result.Sequences[1].Losses[3], again.Sequences[1].Losses[3]);
-        Assert.Equal(1 + 9 + 2, File.ReadAllLines(store).Count(l => l.Length > 0)); // header + runs, none appended twice
+        Assert.Equal(1 + 1 + 9 + 2, File.ReadAllLines(store).Count(l => l.Length > 0)); // header + pre-training + runs, none appended twice
     }
 
     [Fact]
