@@ -22,7 +22,7 @@ public sealed class IntrinsicSweepBenchmark : IBenchmark
         var dims = (Arg(args, "--dims") ?? "10,30,100,300,1000,3000").Split(',').Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToList();
         var kinds = (Arg(args, "--projections") ?? "fastfood").Split(',').Select(SubspaceProjection.ParseKind).ToList();
         int seeds = int.Parse(Arg(args, "--seeds") ?? "2", CultureInfo.InvariantCulture);
-        var training = new TrainingOptions(int.Parse(Arg(args, "--steps") ?? "1000", CultureInfo.InvariantCulture),
+        var training = new SubspaceTrainingOptions(int.Parse(Arg(args, "--steps") ?? "1000", CultureInfo.InvariantCulture),
             double.Parse(Arg(args, "--lr") ?? "0.03", CultureInfo.InvariantCulture), double.Parse(Arg(args, "--full-lr") ?? "0.001", CultureInfo.InvariantCulture),
             int.Parse(Arg(args, "--batch-size") ?? "128", CultureInfo.InvariantCulture));
         set_num_threads(int.Parse(Arg(args, "--threads") ?? "2", CultureInfo.InvariantCulture));
@@ -38,7 +38,7 @@ public sealed class IntrinsicSweepBenchmark : IBenchmark
         return Task.FromResult(0);
     }
 
-    private static IIntrinsicTask CreateTask(string task, string[] args, string data, Device device, TrainingOptions training, CancellationToken token)
+    private static IIntrinsicTask CreateTask(string task, string[] args, string data, Device device, SubspaceTrainingOptions training, CancellationToken token)
     {
         if (task.StartsWith("mnist-", StringComparison.Ordinal))
             return new MnistTask(MnistData.LoadTestSplit(data, device), task["mnist-".Length..], device, ownsData: true);

@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using ScalingInteractive.LoraSpectra;

@@ -80,7 +80,7 @@ public sealed class IntrinsicDimCommand : MagicCommand
         IReadOnlyList<long> dims = arguments.Get<int[]>("--dims") is { } list
             ? list.Select(v => (long)v).Distinct().Order().ToList()
             : IntrinsicDimensionSweep.LogRange(arguments.Get<int>("--d-min"), arguments.Get<int>("--d-max"), arguments.Get<int>("--d-points"));
-        var training = new TrainingOptions(arguments.Get<int>("--steps"), arguments.Get<double>("--lr"), arguments.Get<double>("--full-lr"), arguments.Get<int>("--batch-size"));
+        var training = new SubspaceTrainingOptions(arguments.Get<int>("--steps"), arguments.Get<double>("--lr"), arguments.Get<double>("--full-lr"), arguments.Get<int>("--batch-size"));
         if (training.LearningRate <= 0 || training.FullLearningRate <= 0) throw new CommandException($"{Name}: --lr and --full-lr must be positive.");
         int[] seeds = arguments.Get<int[]>("--seeds");
         if (seeds.Distinct().Count() != seeds.Length) throw new CommandException($"{Name}: --seeds {CommandBinder.FormatValue(seeds)} is not accepted: the seeds must be distinct.");

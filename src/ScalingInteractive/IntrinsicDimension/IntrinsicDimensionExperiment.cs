@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using ScalingInteractive.LoraSpectra;
+using ScalingInteractive.Checkpoints;
 using ScalingInteractive.Runs;
 using static TorchSharp.torch;
 
@@ -92,7 +92,7 @@ public sealed record IntrinsicTaskSpec
 /// <param name="Resamples">Bootstrap resamples over seeds.</param>
 /// <param name="MemoryBudgetBytes">Largest dense or sparse projection.</param>
 public sealed record IntrinsicSweepSettings(IReadOnlyList<long> Dimensions, IReadOnlyList<string> Projections, IReadOnlyList<int> Seeds,
-    TrainingOptions Training, bool Said, bool PerTensor, IReadOnlyList<double>? Fractions, int Resamples, long MemoryBudgetBytes)
+    SubspaceTrainingOptions Training, bool Said, bool PerTensor, IReadOnlyList<double>? Fractions, int Resamples, long MemoryBudgetBytes)
 {
     /// <summary>The settings of <paramref name="options"/> (the worker count is a property of where it runs, not of the spec).</summary>
     public static IntrinsicSweepSettings From(IntrinsicSweepOptions options) =>

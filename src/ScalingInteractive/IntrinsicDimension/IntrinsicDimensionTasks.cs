@@ -115,7 +115,7 @@ public static class IntrinsicDimensionTasks
         new() { Width = options.Width, Depth = options.Depth, Heads = Math.Max(1, options.Width / 16), ContextLength = Math.Max(64, options.SequenceLength) };
 
     /// <summary>
-    /// What data the task trains on, for a run store's identity (<see cref="IntrinsicDimensionSweep.StoreIdentity(string, TrainingOptions, string?)"/>):
+    /// What data the task trains on, for a run store's identity (<see cref="IntrinsicDimensionSweep.StoreIdentity(string, SubspaceTrainingOptions, string?)"/>):
     /// runs are reused only for the same data.
     /// </summary>
     public static string DataDescription(string name, IntrinsicTaskOptions? options = null)

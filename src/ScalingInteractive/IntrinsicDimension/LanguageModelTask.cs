@@ -189,7 +189,7 @@ public sealed class LanguageModelTask : IIntrinsicTask
                 : null,
         };
         var trainer = TrainerOptions.Single(LearningRateSchedule.Constant(options.PretrainLearningRate, options.PretrainSteps),
-            TrainingOptions.Adam, logEvery: Math.Max(1, options.PretrainSteps / 20));
+            SubspaceTrainingOptions.Adam, logEvery: Math.Max(1, options.PretrainSteps / 20));
         var outcome = Trainer.Train(new FullParametrisation(model), hooks, trainer, null, cancellationToken).Single();
         return (outcome.TailLoss, outcome.StepsCompleted);
     }

@@ -15,7 +15,7 @@ namespace ScalingInteractive.IntrinsicDimension;
 /// <param name="Resamples">Bootstrap resamples over seeds.</param>
 /// <param name="MemoryBudgetBytes">Largest dense or sparse projection; bigger ones are recorded as skipped.</param>
 public sealed record IntrinsicSweepOptions(IReadOnlyList<long> Dimensions, IReadOnlyList<ProjectionKind> Projections, int Seeds,
-    TrainingOptions Training, bool Said = false, bool PerTensor = false, IReadOnlyList<double>? Fractions = null, int Resamples = 1000,
+    SubspaceTrainingOptions Training, bool Said = false, bool PerTensor = false, IReadOnlyList<double>? Fractions = null, int Resamples = 1000,
     long MemoryBudgetBytes = 2L << 30)
 {
     /// <summary>Explicit seeds to run instead of 0 .. <see cref="Seeds"/>-1 (distinct, non-negative; null: the range).</summary>
@@ -177,11 +177,11 @@ public static class IntrinsicDimensionSweep
     }
 
     /// <summary>The identity of a run store for this task and training: runs are comparable only under the same settings.</summary>
-    public static JsonObject StoreIdentity(IIntrinsicTask task, TrainingOptions training, string? dataDescription = null) =>
+    public static JsonObject StoreIdentity(IIntrinsicTask task, SubspaceTrainingOptions training, string? dataDescription = null) =>
         StoreIdentity(task.Name, training, dataDescription);
 
     /// <summary>The identity of a run store for task <paramref name="taskName"/> and training (see <see cref="IntrinsicDimensionTasks.TaskName"/>).</summary>
-    public static JsonObject StoreIdentity(string taskName, TrainingOptions training, string? dataDescription = null) => new()
+    public static JsonObject StoreIdentity(string taskName, SubspaceTrainingOptions training, string? dataDescription = null) => new()
     {
         ["task"] = taskName,
         ["steps"] = training.Steps,

@@ -37,7 +37,7 @@ public interface IIntrinsicTask : IDisposable
 /// <param name="LearningRate">Adam learning rate for z (subspace runs).</param>
 /// <param name="FullLearningRate">Adam learning rate for the full-parameter baseline.</param>
 /// <param name="BatchSize">Examples (or sequences) per step.</param>
-public sealed record TrainingOptions(int Steps = 1000, double LearningRate = 1e-2, double FullLearningRate = 1e-3, int BatchSize = 128)
+public sealed record SubspaceTrainingOptions(int Steps = 1000, double LearningRate = 1e-2, double FullLearningRate = 1e-3, int BatchSize = 128)
 {
     /// <summary>Throws a clear message for a non-positive setting.</summary>
     public void Validate()
@@ -101,7 +101,7 @@ public static class SubspaceTraining
     public static long ParameterCount(nn.Module module) => module.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
 
     /// <summary>Trains <paramref name="task"/>'s model for <paramref name="seed"/> in a d-dimensional random subspace.</summary>
-    public static SubspaceRun TrainSubspace(IIntrinsicTask task, long d, ProjectionOptions projection, bool said, int seed, TrainingOptions options,
+    public static SubspaceRun TrainSubspace(IIntrinsicTask task, long d, ProjectionOptions projection, bool said, int seed, SubspaceTrainingOptions options,
         CancellationToken cancellationToken = default, IProgressSink? progress = null)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -131,7 +131,7 @@ public static class SubspaceTraining
     }
 
     /// <summary>The full-parameter baseline: the same model, data and steps, Adam on all parameters.</summary>
-    public static SubspaceRun TrainFull(IIntrinsicTask task, int seed, TrainingOptions options, CancellationToken cancellationToken = default,
+    public static SubspaceRun TrainFull(IIntrinsicTask task, int seed, SubspaceTrainingOptions options, CancellationToken cancellationToken = default,
         IProgressSink? progress = null)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -147,11 +147,11 @@ public static class SubspaceTraining
 
     // The one trainer with a constant rate, the probes' Adam and batches drawn from Random(seed) (as before).
     private static TrainingOutcome Train(IIntrinsicTask task, nn.Module<Tensor, Tensor> model, IParametrisation parametrisation, double learningRate,
-        int seed, TrainingOptions options, IProgressSink? progress, CancellationToken cancellationToken)
+        int seed, SubspaceTrainingOptions options, IProgressSink? progress, CancellationToken cancellationToken)
     {
         var random = new Random(seed);
         var hooks = new TrainerHooks { Loss = _ => task.BatchLoss(model, random, options.BatchSize) };
-        var trainer = TrainerOptions.Single(FitSchedule.Constant(learningRate, options.Steps), TrainingOptions.Adam, logEvery: Math.Max(1, options.Steps / 20));
+        var trainer = TrainerOptions.Single(FitSchedule.Constant(learningRate, options.Steps), SubspaceTrainingOptions.Adam, logEvery: Math.Max(1, options.Steps / 20));
         return Trainer.Train(parametrisation, hooks, trainer, progress, cancellationToken).Single();
     }
 

@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using System.Collections;
 using System.Text.RegularExpressions;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using ScalingInteractive.Core;
 using System.Text.Json;
 using System.Text.RegularExpressions;

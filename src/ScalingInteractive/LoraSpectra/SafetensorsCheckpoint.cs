@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using System.Text.Json;
 using static TorchSharp.torch;
 

@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using System.Diagnostics;
 using System.Text;
 using ScalingInteractive.Hosting;
@@ -45,7 +46,7 @@ public class FileBasedAppTests
                 """;
             // 1. The first statement touches TorchSharp directly: only a patched output copy can make that work on an old host.
             File.WriteAllText(Path.Combine(work, "torchfirst.cs"), header + """
-                using ScalingInteractive.LoraSpectra;
+                using ScalingInteractive.Checkpoints;
                 using TorchSharp;
                 TorchSharp.torch.set_num_threads(1);
                 var t = TorchSharp.torch.ones(3);
@@ -64,6 +65,7 @@ public class FileBasedAppTests
             // ... then fits a law, trains a sweep from a spec it writes and reads the run store back: every JSON path.
             File.WriteAllText(Path.Combine(work, "safetensorsfirst.cs"), header + """
                 using ScalingInteractive.Commands;
+                using ScalingInteractive.Checkpoints;
                 using ScalingInteractive.Fitting;
                 using ScalingInteractive.LoraSpectra;
                 using ScalingInteractive.Proxies;

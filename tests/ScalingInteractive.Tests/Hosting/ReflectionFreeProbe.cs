@@ -102,7 +102,7 @@ internal static class ReflectionFreeProbe
                     var task = ScalingInteractive.IntrinsicDimension.IntrinsicTaskSpec.For("lm", new ScalingInteractive.IntrinsicDimension.IntrinsicTaskOptions
                         { DataDirectory = RepoPaths.SharedData, Width = 16, Depth = 1, PretrainSteps = 3, SequenceLength = 16 });
                     var sweep = new ScalingInteractive.IntrinsicDimension.IntrinsicSweepOptions([4], [ScalingInteractive.IntrinsicDimension.ProjectionKind.Fastfood], 1,
-                        new ScalingInteractive.IntrinsicDimension.TrainingOptions(Steps: 2, BatchSize: 2), Resamples: 5) { Workers = 1 };
+                        new ScalingInteractive.IntrinsicDimension.SubspaceTrainingOptions(Steps: 2, BatchSize: 2), Resamples: 5) { Workers = 1 };
                     var spec = SweepSpec.For(ScalingInteractive.IntrinsicDimension.IntrinsicDimensionExperiment.Create("probe", task, sweep));
                     var loaded = SweepSpec.Load(spec.Save(Path.Combine(work, "intrinsic-spec.json")));
                     if (!loaded.Keys.SequenceEqual(spec.Keys)) throw new InvalidOperationException("the intrinsic spec's keys changed on the round trip");

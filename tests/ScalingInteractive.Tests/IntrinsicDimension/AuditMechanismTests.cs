@@ -67,7 +67,7 @@ public class AuditMechanismTests(ITestOutputHelper output)
 
         // 3. Through the sweep's own entry point: a subspace run with a vanishing rate ends where it starts, so its metric is
         //    the pre-trained model's (and differs from the random task's).
-        var still = new TrainingOptions(Steps: 1, LearningRate: 1e-12, BatchSize: 4);
+        var still = new SubspaceTrainingOptions(Steps: 1, LearningRate: 1e-12, BatchSize: 4);
         var run = SubspaceTraining.TrainSubspace(pretrained, 8, new ProjectionOptions(ProjectionKind.Dense), false, 1, still);
         var randomRun = SubspaceTraining.TrainSubspace(random, 8, new ProjectionOptions(ProjectionKind.Dense), false, 1, still);
         double preMetric = pretrained.Evaluate(pre);

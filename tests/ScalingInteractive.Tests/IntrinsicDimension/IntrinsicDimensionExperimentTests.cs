@@ -26,7 +26,7 @@ public class IntrinsicDimensionExperimentTests(ITestOutputHelper output) : IDisp
     // A tiny lm probe: width 32, one block, 30 pre-training steps, 16-token windows; d = 8 and 32 with fastfood and dense.
     private static IntrinsicTaskOptions LmOptions => new() { DataDirectory = RepoPaths.SharedData, Width = 32, Depth = 1, PretrainSteps = 30, SequenceLength = 16 };
 
-    private static IntrinsicSweepOptions Sweep => new([8, 32], [ProjectionKind.Fastfood, ProjectionKind.Dense], 2, new TrainingOptions(Steps: 12, LearningRate: 0.05, FullLearningRate: 3e-3, BatchSize: 8),
+    private static IntrinsicSweepOptions Sweep => new([8, 32], [ProjectionKind.Fastfood, ProjectionKind.Dense], 2, new SubspaceTrainingOptions(Steps: 12, LearningRate: 0.05, FullLearningRate: 3e-3, BatchSize: 8),
         Resamples: 50) { SeedList = [0, 1], Workers = 1 };
 
     private static SweepSpec LmSpec(string name) =>
@@ -121,9 +121,9 @@ public class IntrinsicDimensionExperimentTests(ITestOutputHelper output) : IDisp
         Assert.Contains("stage 0", missing.Message);
         experiment.RunShard(context, stage: 0);
         Dictionary<string, Tensor> weights;
-        using (var file = ScalingInteractive.LoraSpectra.SafetensorsFile.Open(context.CheckpointPath(experiment.PretrainKey!)))
+        using (var file = ScalingInteractive.Checkpoints.SafetensorsFile.Open(context.CheckpointPath(experiment.PretrainKey!)))
             weights = file.ToTensors().ToDictionary(p => p.Key, p => p.Value.mul(0.5)); // copies: the file's views map the file about to be rewritten
-        ScalingInteractive.LoraSpectra.SafetensorsWriter.Write(context.CheckpointPath(experiment.PretrainKey!), weights);
+        ScalingInteractive.Checkpoints.SafetensorsWriter.Write(context.CheckpointPath(experiment.PretrainKey!), weights);
         experiment.RunShard(context, stage: 1);
         var halved = (IntrinsicDimensionReport)experiment.Collect(otherStore);
         Assert.NotEqual(collected.Runs[0].FinalLoss, halved.Runs[0].FinalLoss);

@@ -129,7 +129,7 @@ public class MnistTests : IDisposable
     {
         using var data = MnistData.Load(Shared(MnistData.TestImagesFile), Shared(MnistData.TestLabelsFile), 1000, 300, 1, CPU);
         using var task = new MnistTask(data, "mlp", CPU);
-        var options = new TrainingOptions(Steps: 60, LearningRate: 0.05, BatchSize: 64);
+        var options = new SubspaceTrainingOptions(Steps: 60, LearningRate: 0.05, BatchSize: 64);
         var a = SubspaceTraining.TrainSubspace(task, 300, new ProjectionOptions(ProjectionKind.Fastfood), false, 0, options);
         var b = SubspaceTraining.TrainSubspace(task, 300, new ProjectionOptions(ProjectionKind.Fastfood), false, 0, options);
         Assert.Equal(a.Metric, b.Metric);

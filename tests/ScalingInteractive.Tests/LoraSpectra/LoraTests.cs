@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using System.Text.Json;
 using ScalingInteractive.LoraSpectra;
 using TorchSharp;

@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using System.Collections;
 using System.Text.Json;
 using ScalingInteractive.LoraSpectra;

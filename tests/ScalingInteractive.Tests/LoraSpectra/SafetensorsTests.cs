@@ -1,3 +1,4 @@
+using ScalingInteractive.Checkpoints;
 using System.Buffers.Binary;
 using System.Text;
 using ScalingInteractive.LoraSpectra;

@@ -115,4 +115,32 @@ public class NamespaceLayerTests(ITestOutputHelper output)
         var cycles = Cycles(graph);
         Assert.True(cycles.Count == 0, "namespace cycles: " + string.Join("; ", cycles.Select(c => string.Join(" <-> ", c))));
     }
+
+    /// <summary>
+    /// The layers, bottom first (issue 17 item 2): a namespace may reference only namespaces of lower layers, so the
+    /// capabilities do not reach into each other, nothing below the command layer calls a command class, and a new
+    /// namespace must be placed here.
+    /// </summary>
+    internal static readonly string[][] Layers =
+    [
+        ["Core", "Plotting"],                          // progress, schedules, divergence rule; the Plotly bridge
+        ["Runs", "Training", "Hosting", "Display", "Checkpoints"], // store and experiments, the one trainer, TorchSharp loading, formatters, safetensors
+        ["Proxies"],                                   // the one model class and its corpora
+        ["Fitting", "IntrinsicDimension", "LoraSpectra"], // the capabilities
+        ["Claims", "Sweeps"],                          // claim judges over capability results; experiments as specs, worker, Slurm
+        ["Commands"],                                  // magic commands: thin shells over everything below
+    ];
+
+    [Fact]
+    public void Every_reference_goes_to_a_lower_layer()
+    {
+        var layerOf = Layers.SelectMany((names, layer) => names.Select(n => (Name: $"{Root}.{n}", Layer: layer))).ToDictionary(p => p.Name, p => p.Layer);
+        var graph = DependencyGraph();
+        var unplaced = graph.Keys.Where(n => n != Root && !layerOf.ContainsKey(n)).ToList();
+        Assert.True(unplaced.Count == 0, "namespaces not placed in a layer (add them to NamespaceLayerTests.Layers): " + string.Join(", ", unplaced));
+        var upward = graph.Where(p => layerOf.ContainsKey(p.Key))
+            .SelectMany(p => p.Value.Where(to => layerOf.ContainsKey(to) && layerOf[to] >= layerOf[p.Key]).Select(to => $"{p.Key} -> {to}")).ToList();
+        foreach (string edge in upward) output.WriteLine(edge);
+        Assert.True(upward.Count == 0, "references to the same or a higher layer: " + string.Join("; ", upward));
+    }
 }

@@ -181,7 +181,7 @@ public class TrainerTests : IDisposable
     public void IntrinsicSweepRecordsDoNotDependOnTheNumberOfWorkers()
     {
         using var task = new ToyTask();
-        var training = new TrainingOptions(Steps: 30, BatchSize: 8);
+        var training = new SubspaceTrainingOptions(Steps: 30, BatchSize: 8);
         var options = new IntrinsicSweepOptions([3, 6, 12], [ProjectionKind.Dense, ProjectionKind.Fastfood], 2, training, Resamples: 10);
         string Records(int workers)
         {
@@ -202,7 +202,7 @@ public class TrainerTests : IDisposable
     public void RunKeyIsOneFunctionOfTheConfigFromEveryEntryPoint()
     {
         using var task = new ToyTask();
-        var training = new TrainingOptions(Steps: 5, BatchSize: 8);
+        var training = new SubspaceTrainingOptions(Steps: 5, BatchSize: 8);
         // Intrinsic dimension: the full baseline trained directly and through the sweep carry the config's key.
         var direct = SubspaceTraining.TrainFull(task, 0, training);
         Assert.Equal(SubspaceRunConfig.Full("toy", 0).Key, direct.Key);

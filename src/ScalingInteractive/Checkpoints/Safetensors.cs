@@ -5,7 +5,7 @@ using System.Text.Json;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ScalingInteractive.LoraSpectra;
+namespace ScalingInteractive.Checkpoints;
 
 /// <summary>Element types of the safetensors format (the names in the header are the enum names, BOOL as <c>BOOL</c>).</summary>
 public enum SafetensorDType
