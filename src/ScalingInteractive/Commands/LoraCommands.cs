@@ -6,6 +6,7 @@ using ScalingInteractive.Runs;
 using ScalingInteractive.Display;
 using ScalingInteractive.Core;
 using ScalingInteractive.LoraSpectra;
+using ScalingInteractive.Sweeps;
 
 namespace ScalingInteractive.Commands;
 
@@ -114,10 +115,29 @@ public sealed class LoraExperimentCommand : MagicCommand
         SharedParameters.Name("LoraExperimentResult"),
     ];
 
-    /// <inheritdoc />
-    public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
+    /// <summary>
+    /// The sweep spec of a <c>#!lora-experiment</c> command line (the same settings, runs and keys as the command run
+    /// locally), for <c>#!sweep-submit</c>, <see cref="SlurmSweeps.Submit"/> or the worker, e.g.
+    /// <c>LoraExperimentCommand.ToSweepSpec("#!lora-experiment --ranks [1,8] --steps 100")</c>: pre-training is stage 0,
+    /// the fine-tuning runs stage 1 and the task sequences at the selected rates stage 2. The spec names tiny
+    /// Shakespeare by its path in --data-dir (default: the notebook data folder), which the cluster's nodes must see.
+    /// </summary>
+    public static SweepSpec ToSweepSpec(string commandLine)
     {
-        var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
+        ArgumentException.ThrowIfNullOrWhiteSpace(commandLine);
+        var parsed = CommandLineParser.Parse(commandLine.TrimStart().StartsWith("#!", StringComparison.Ordinal) ? commandLine : "#!lora-experiment " + commandLine, _ => null);
+        var command = CommandCatalog.Get(parsed.CommandName);
+        if (command is not LoraExperimentCommand)
+            throw new CommandException($"LoraExperimentCommand.ToSweepSpec takes a #!lora-experiment command line; got {command.Name}.");
+        var arguments = CommandBinder.BindText(command, parsed.Arguments);
+        var (options, data) = Bind(arguments);
+        var experiment = new LoraExperimentSpec(arguments.Get<string>("--name") ?? "loraExperiment", options, LoraExperimentSources.Default(data));
+        return SweepSpec.For(experiment, arguments.Get<string>("--device") ?? "cpu");
+    }
+
+    // The settings and the tiny Shakespeare path a command line asks for (the same for a local run and a spec).
+    private static (LoraExperimentOptions Options, string ShakespearePath) Bind(CommandArguments arguments)
+    {
         int width = arguments.Get<int>("--width");
         var options = new LoraExperimentOptions
         {
@@ -142,6 +162,14 @@ public sealed class LoraExperimentCommand : MagicCommand
         string data = Path.Combine(folder, TextCorpus.TinyShakespeareFile);
         if (!File.Exists(data))
             throw new FileNotFoundException($"#!lora-experiment: --data-dir '{folder}' holds no {TextCorpus.TinyShakespeareFile}; give the folder that holds it (or set SCALING_INTERACTIVE_DATA).", data);
+        return (options, data);
+    }
+
+    /// <inheritdoc />
+    public override async Task InvokeAsync(CommandArguments arguments, ICommandHost host)
+    {
+        var device = TorchRuntime.ResolveDevice(arguments.Get<string>("--device"));
+        var (options, data) = Bind(arguments);
         var corpora = LoraExperimentCorpora.Default(data);
         var sink = host.CreateProgress("#!lora-experiment", LoraExperiment.RunCount(options, corpora));
         var result = await Task.Run(() => LoraExperiment.Run(options, corpora, device, arguments.Get<string>("--store"), sink, host.CancellationToken), host.CancellationToken);

@@ -55,6 +55,25 @@ public sealed class LoraCommandTests : IDisposable
         Assert.InRange(layer.UpdateEffectiveRank, 1.0, 1.05);
     }
 
+    [SharedDataFact]
+    public async Task Experiment_ToSweepSpec_gives_the_stages_keys_and_identity_the_command_writes_to_its_store()
+    {
+        string store = Path.Combine(_dir, "cmd.jsonl");
+        string rest = "--width 16 --depth 1 --pretrain-steps 2 --steps 2 --sequential-steps 1 --ranks [1] --sequential-ranks [1] --no-rslora " +
+                      $"--full-lrs [1e-4] --lora-lrs [1e-3] --batch-size 2 --data-dir \"{RepoPaths.SharedData}\" --store \"{store}\"";
+        await CommandCatalog.InvokeAsync("#!lora-experiment " + rest, new TestHost());
+        var spec = LoraExperimentCommand.ToSweepSpec("#!lora-experiment " + rest + " --name lora");
+        Assert.Equal("lora-experiment", spec.Kind);
+        Assert.Equal("lora", spec.Name);
+        Assert.Equal(new[] { 0, 1, 2 }, spec.Stages);
+        var lines = File.ReadLines(store).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToList();
+        var written = lines.Skip(1).Select(l => l["key"]!.GetValue<string>()).ToList();
+        Assert.Equal(written.Order(), spec.Keys.Order()); // pre-training, 2 target runs, 2 sequences
+        Assert.Equal(5, written.Count);
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(lines[0]["identity"], spec.Experiment.StoreIdentity()));
+        Assert.Throws<CommandException>(() => LoraExperimentCommand.ToSweepSpec("#!proxy-sweep --widths [16]"));
+    }
+
     [Theory]
     [InlineData("#!lora-spectrum --base nowhere --tuned nowhere", "--base 'nowhere' is neither a C# variable (none has that name) nor an existing file or folder")]
     [InlineData("#!lora-spectrum --base x", "is neither a C# variable")]
