@@ -6,13 +6,14 @@ namespace ScalingInteractive.Claims;
 /// <summary>
 /// One experiment's test of a claim: true agrees with the paper, false contradicts it, null when the run cannot test it.
 /// </summary>
-/// <param name="Holds">The test's result (null: not testable here).</param>
+/// <param name="Holds">The test's result (null: not testable here, or a tie).</param>
 /// <param name="Evidence">The numbers in words.</param>
 /// <param name="MatchingDependent">At matched target loss: the two ways of matching the loss disagree (the result is then null).</param>
-public sealed record LoraCheck(bool? Holds, string Evidence, bool MatchingDependent = false)
+/// <param name="WithinError">The effect is within two standard errors of none: a tie (the result is then null).</param>
+public sealed record LoraCheck(bool? Holds, string Evidence, bool MatchingDependent = false, bool WithinError = false)
 {
-    /// <summary>The result in words: <c>holds</c>, <c>FAILS</c> or <c>n/a</c>.</summary>
-    public string Shown => Holds is null ? "n/a" : Holds.Value ? "holds" : "FAILS";
+    /// <summary>The result in words: <c>holds</c>, <c>FAILS</c>, <c>tie</c> (within two standard errors) or <c>n/a</c>.</summary>
+    public string Shown => Holds is null ? (WithinError ? "tie" : "n/a") : Holds.Value ? "holds" : "FAILS";
 
     /// <inheritdoc />
     public override string ToString() => $"{Shown} ({Evidence})";
@@ -143,8 +144,11 @@ public static class LoraClaims
     }
 
     /// <summary>
-    /// Claim 5 on one experiment: over the selected LoRA runs whose intruders were scaled, the loss on A falls on average
-    /// and the target loss rises by less than that fall; null when no run had intruders.
+    /// Claim 5 on one experiment, over the selected LoRA runs with intruders: scaling their intruder directions by
+    /// lambda lowers the loss on A (forgetting) by more than it raises the target loss. Per run, the net effect is the fall
+    /// on A minus the rise on the target. Rule: fails when A's loss does not fall on average; with two or more runs, a
+    /// mean net effect within two standard errors (over runs) of zero is a tie (null, <see cref="LoraCheck.WithinError"/>),
+    /// else its sign decides; a single run is decided by its sign. Null when no run had intruders.
     /// </summary>
     public static LoraCheck CheckMitigationLowersForgetting(LoraExperimentResult e, double maxRatio)
     {
@@ -152,7 +156,14 @@ public static class LoraClaims
         var mit = SelectedLora(e, maxRatio).Where(r => r.MitigatedDirections > 0).ToList();
         if (mit.Count == 0) return new(null, "no run had intruders");
         double aFall = mit.Average(r => r.PretrainLossAfter - r.MitigatedPretrainLoss), tRise = mit.Average(r => r.MitigatedTargetLoss - r.TargetLoss);
-        return new(aFall > 0 && tRise < aFall, $"A loss falls {F(aFall, "F4")} on average, target rises {F(tRise, "F4")}");
+        var net = mit.Select(r => (r.PretrainLossAfter - r.MitigatedPretrainLoss) - (r.MitigatedTargetLoss - r.TargetLoss)).ToList();
+        double mean = net.Average();
+        double se = net.Count > 1 ? Math.Sqrt(net.Sum(x => (x - mean) * (x - mean)) / (net.Count - 1) / net.Count) : double.NaN;
+        string evidence = $"A loss falls {F(aFall, "F4")} on average, target rises {F(tRise, "F4")}" +
+            (net.Count > 1 ? $"; net {F(mean, "+0.0000;-0.0000")} +- {F(se, "F4")} (s.e. over {net.Count} runs)" : "");
+        if (aFall <= 0) return new(false, evidence);
+        if (net.Count > 1 && Math.Abs(mean) <= 2 * se) return new(null, evidence + ": within 2 standard errors of no net effect", WithinError: true);
+        return new(mean > 0, evidence);
     }
 
     /// <summary>Every claim checked on one experiment, by claim id (the notebook's per-experiment table).</summary>
@@ -217,7 +228,7 @@ public static class LoraClaims
     /// holds when it also holds by ratio, else regime mismatch (outcome holds). Fails at matched loss: inconclusive when
     /// control P or L is in doubt, else genuine non-replication (fails). Not tested at matched loss: the ratio-matched
     /// check decides: holds (in both regimes when the earlier one held too; regime mismatch when it did not), not
-    /// testable is inconclusive, a failure is inconclusive when P or L is in doubt and a genuine non-replication otherwise.
+    /// testable or a tie within two standard errors is inconclusive, a failure is inconclusive when P or L is in doubt and a genuine non-replication otherwise.
     /// </summary>
     public static (ClaimOutcome Outcome, string Finding) Classify(LoraCheck earlier, LoraCheck byRatio, LoraCheck atMatchedLoss, LoraRegimeControls controls)
     {
@@ -238,7 +249,8 @@ public static class LoraClaims
                     : after is null ? "genuine non-replication at this scale (fails at matched target loss; not testable at unmatched loss)"
                     : "genuine non-replication at this scale (fails at unmatched and at matched target loss)");
         if (after == true) return (ClaimOutcome.Holds, before == true ? "holds (in both regimes)" : "regime mismatch (holds once matched by ratio)");
-        if (after is null) return (ClaimOutcome.Inconclusive, "inconclusive (not testable in this run)");
+        if (after is null) return (ClaimOutcome.Inconclusive, byRatio.WithinError
+            ? "inconclusive (matched by ratio, the effect is within two standard errors of none)" : "inconclusive (not testable in this run)");
         if (!controls.RegimeSound) return (ClaimOutcome.Inconclusive, doubt);
         return (ClaimOutcome.Fails, "genuine non-replication at this scale" + (controls.MatchedPerformanceReached ? "" : " (a comparison of each model with itself: target loss not matched to full fine-tuning's)"));
     }

@@ -86,6 +86,30 @@ public class LoraClaimsTests
     }
 
     [Fact]
+    public void Mitigation_over_several_runs_is_a_tie_within_two_standard_errors_of_no_net_effect()
+    {
+        LoraRunRecord Mitigated(int rank, double aFall, double targetRise) => Run(rank, 3, 2.0, 0.3) with
+            { MitigatedDirections = 2, MitigatedPretrainLoss = 2.3 - aFall, MitigatedTargetLoss = 2.0 + targetRise };
+        // Notebook 04's six runs at commit 7f2d4c1 (falls on A, rises on the target): net effects
+        // +0.163, +0.055, -0.044, -0.110, -0.081, -0.004, mean -0.0035, s.e. 0.041 by hand: a tie, not a failure.
+        var before = Experiment([Run(0, 0), Mitigated(1, 0.247, 0.084), Mitigated(2, 0.187, 0.132), Mitigated(3, 0.179, 0.223),
+            Mitigated(4, 0.039, 0.149), Mitigated(5, 0.089, 0.093), Mitigated(6, 0.066, 0.147)]);
+        var tie = LoraClaims.CheckMitigationLowersForgetting(before, 1.0);
+        Assert.Null(tie.Holds);
+        Assert.True(tie.WithinError);
+        Assert.Equal("tie", tie.Shown);
+        Assert.Contains("s.e. over 6 runs", tie.Evidence);
+        // The same falls with every rise 0.02: net mean +0.1145, s.e. 0.033, more than two standard errors: holds.
+        var clear = Experiment([Run(0, 0), Mitigated(1, 0.247, 0.02), Mitigated(2, 0.187, 0.02), Mitigated(3, 0.179, 0.02),
+            Mitigated(4, 0.039, 0.02), Mitigated(5, 0.089, 0.02), Mitigated(6, 0.066, 0.02)]);
+        Assert.True(LoraClaims.CheckMitigationLowersForgetting(clear, 1.0).Holds);
+        // A tie matched by ratio, with no check at matched loss, makes the claim inconclusive, not a non-replication.
+        var v = LoraClaims.MitigationLowersForgetting(C(false), tie, Sound);
+        Assert.Equal(ClaimOutcome.Inconclusive, v.Outcome);
+        Assert.StartsWith("inconclusive (matched by ratio, the effect is within two standard errors of none)", v.Finding);
+    }
+
+    [Fact]
     public void Matched_pairs_judge_claims_1_and_3()
     {
         // Intruders: LoRA (5 + 2) / 2 = 3.5 vs full (1 + 3) / 2 = 2. Forgetting over the pair where LoRA has more: 0.3 vs 0.2.
